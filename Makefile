@@ -1,0 +1,70 @@
+# Open-data pipeline. `make run` and `make test` create everything they need from nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BIN := $(shell .ci/find-python)
+VENV := .venv
+SAMVENV := .venv-sam
+PY := $(VENV)/bin/python
+# sam build needs python3.13 on PATH: the project venv, made from it, provides one.
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam
+REGION ?= us-east-1
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build deploy bench chaos report redrive clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAMVENV)/.installed: requirements-sam.txt
+	$(PYTHON_BIN) -m venv $(SAMVENV)
+	$(SAMVENV)/bin/pip install --quiet --upgrade pip
+	$(SAMVENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+venv: $(VENV)/.installed ## the project venv (.venv)
+
+samvenv: $(SAMVENV)/.installed ## the SAM CLI venv (.venv-sam), kept apart: SAM pins its own boto3 and pydantic
+
+run: venv ## run the whole pipeline locally on moto, offline (ARGS='--live', '--replay-dir DIR', '--source bls_api', ...)
+	$(PY) -m localrun $(ARGS)
+
+test: venv samvenv lint unit checks build ## every test and static check (what CI runs)
+
+lint: venv ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+unit: venv ## pytest: unit, integration and the e2e subset (not the full chaos matrix)
+	$(VENV)/bin/pytest -m "not chaos" $(PYTEST_ARGS)
+
+checks: cfn-lint sam-validate ## template checks
+
+cfn-lint: samvenv
+	$(SAMVENV)/bin/cfn-lint template.yaml
+
+sam-validate: samvenv
+	$(SAM) validate --lint --region $(REGION)
+
+build: venv samvenv ## sam build (python3.13)
+	$(SAM) build --region $(REGION)
+
+deploy: build ## sam deploy with the samconfig environment ENV (default dev)
+	$(SAM) deploy --config-env $${ENV:-dev}
+
+chaos: venv ## the full fault-injection matrix
+	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
+
+clean: ## remove build output and the local lake (keeps the venvs)
+	rm -rf .aws-sam .lake .pytest_cache .ruff_cache

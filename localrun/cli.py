@@ -1,0 +1,243 @@
+"""`make run`: the whole pipeline on one machine, against moto's server, offline by default.
+
+python -m localrun [--live | --replay-dir DIR] [--lake-dir DIR] [--source S ...] [--dataset D ...]
+                   [--backfill START[:END]] [--bls-key-env VAR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from localrun.template import ROOT
+
+DEFAULT_REPLAY = ROOT / "data" / "replay"
+LOCAL_PARAMETERS = {
+    "Stage": "dev",
+    "ContactEmail": "local-run@example.org",
+    "AlertEmail": "local-inbox@example.org",  # becomes a local inbox queue, printed at the end
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m localrun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--live", action="store_true", help="call the real source APIs instead of the replay")
+    where.add_argument(
+        "--replay-dir",
+        type=Path,
+        default=DEFAULT_REPLAY,
+        help=f"replay a recorded snapshot folder (default: {DEFAULT_REPLAY.relative_to(ROOT)})",
+    )
+    parser.add_argument("--lake-dir", type=Path, default=ROOT / ".lake", help="local lake folder (default: .lake)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        dest="sources",
+        default=None,
+        choices=["bls_api", "bls_bulk", "datausa", "socrata"],
+        help="only this source (repeatable)",
+    )
+    parser.add_argument(
+        "--dataset", action="append", dest="datasets", default=None, help="only this series or dataset id (repeatable)"
+    )
+    parser.add_argument("--backfill", metavar="START[:END]", help="backfill BLS API years, e.g. 2005:2024")
+    parser.add_argument(
+        "--bls-key-env",
+        metavar="VAR",
+        default="BLS_API_KEY",
+        help="environment variable holding a BLS API key to store in local SSM (default: BLS_API_KEY)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="print each batch as it is delivered")
+    return parser.parse_args(argv)
+
+
+def schedule_event(args: argparse.Namespace) -> dict[str, Any]:
+    """A scheduled event by default; a manual or backfill request when a filter or window is given."""
+    from localrun.runner import scheduled_event
+
+    if not (args.sources or args.datasets or args.backfill):
+        return scheduled_event()
+    request: dict[str, Any] = {"trigger": "manual"}
+    if args.sources:
+        request["sources"] = args.sources
+    if args.datasets:
+        request["datasets"] = args.datasets
+    if args.backfill:
+        start, _, end = args.backfill.partition(":")
+        request.update(trigger="backfill", start_year=int(start))
+        if end:
+            request["end_year"] = int(end)
+    return request
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear script of the run steps
+    started = time.monotonic()
+    from localrun.cloud import LocalCloud, MotoServer
+    from localrun.lakesync import LOCAL_DIR, restore_bucket, restore_table, save_bucket, save_table
+
+    lake_dir: Path = args.lake_dir.resolve()
+    local_dir = lake_dir / LOCAL_DIR
+    local_dir.mkdir(parents=True, exist_ok=True)
+
+    server = MotoServer().start()
+    replay = None
+    try:
+        os.environ.update({"AWS_ENDPOINT_URL": server.endpoint})
+        cloud_holder: dict[str, Any] = {}
+
+        def preload(cloud: Any) -> None:
+            restored = restore_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
+            rows = restore_table(local_dir / "state-table.jsonl", cloud.client("dynamodb"), cloud.ref("StateTable"))
+            cloud_holder["restored"] = (restored, rows)
+
+        cloud = LocalCloud(server.endpoint, parameter_overrides=LOCAL_PARAMETERS).create(preload=preload)
+        restored, rows = cloud_holder["restored"]
+        _say(f"local AWS (moto) on {server.endpoint}; lake {lake_dir} restored: {restored} objects, {rows} state items")
+
+        env = dict(cloud.environment())
+        for logical in cloud.functions:
+            env.update({k: v for k, v in cloud.function_environment(logical).items() if k != "POWERTOOLS_SERVICE_NAME"})
+        if args.live:
+            _say("sources: LIVE public APIs")
+        else:
+            replay = _start_replay(args.replay_dir)
+            if replay is not None:
+                env.update(replay.environment())
+                _say(f"sources: replay of {args.replay_dir} on {replay.base_url}")
+            else:
+                _say("sources: no replay server yet (localrun.replay is absent); extraction will fail offline")
+        os.environ.update(env)
+
+        bls_key = os.environ.get(args.bls_key_env)
+        if bls_key:
+            cloud.client("ssm").put_parameter(
+                Name=env["BLS_API_KEY_PARAM"], Value=bls_key, Type="SecureString", Overwrite=True
+            )
+            _say("BLS API key: stored in local SSM (SecureString)")
+
+        from localrun.runner import Runner
+
+        log_path = local_dir / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.jsonl"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("w") as log_stream:
+            runner = Runner(cloud, log_stream=log_stream, progress=_say if args.verbose else None)
+            event = schedule_event(args)
+            _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
+            scheduled = runner.invoke("SchedulerFunction", event)
+            _say(f"   run {scheduled['run_id']}: {scheduled['sent']} extract requests sent")
+            runner.drain()
+
+        _say("\n== stages")
+        for logical in runner.stats:
+            _say("   " + runner.stage_line(logical))
+        for logical, decl in cloud.functions.items():
+            if decl.sqs_events and runner.handler(logical) is None:
+                _say(f"   {decl.name}: not built yet (no code in {decl.code_uri})")
+        waiting = runner.waiting()
+        if waiting:
+            _say("   waiting in queues: " + ", ".join(f"{q}={n}" for q, n in waiting.items()))
+        _print_dead_letters(runner.dead_letters())
+        _print_inboxes(cloud)
+        if replay is not None:
+            _say(f"\n== replay server: {replay.request_count()} requests served")
+
+        synced = save_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
+        items = save_table(local_dir / "state-table.jsonl", cloud.client("dynamodb"), cloud.ref("StateTable"))
+        _say(
+            f"\n== lake {lake_dir}: {synced.written} files written, {synced.unchanged} unchanged, "
+            f"{synced.deleted} deleted; {items} state items saved"
+        )
+        _print_reports(lake_dir)
+        record = {
+            "run_id": scheduled["run_id"],
+            "seconds": round(time.monotonic() - started, 2),
+            "stages": {k: vars(v) for k, v in runner.stats.items()},
+            "waiting": waiting,
+            "lake": vars(synced),
+            "log": str(log_path),
+        }
+        runs_dir = local_dir / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        (runs_dir / f"{scheduled['run_id']}.json").write_text(json.dumps(record, indent=1, default=str))
+        _say(f"\nrun {scheduled['run_id']} finished in {record['seconds']}s; logs: {log_path}")
+        return 0
+    finally:
+        if replay is not None:
+            replay.stop()
+        server.stop()
+
+
+def _start_replay(replay_dir: Path) -> Any:
+    try:
+        from localrun.replay import ReplayServer
+    except ModuleNotFoundError:
+        return None
+    return ReplayServer(replay_dir).start()
+
+
+def _print_dead_letters(dead: dict[str, list[dict[str, Any]]]) -> None:
+    if not dead:
+        _say("   dead-letter queues: empty")
+        return
+    for queue, messages in dead.items():
+        _say(f"   {queue}: {len(messages)} message(s)")
+        for m in messages[:20]:
+            reason = m.get("MessageAttributes", {}).get("failure_reason", {}).get("StringValue")
+            _say(f"     - {_describe(m['Body'])}" + (f": {reason}" if reason else ""))
+
+
+def _describe(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:120]
+    if isinstance(data, dict) and "source" in data and "dataset" in data:
+        return f"{data['source']}/{data['dataset']}"
+    return body[:120]
+
+
+def _print_inboxes(cloud: Any) -> None:
+    sqs = cloud.client("sqs")
+    for url in cloud.inboxes.values():
+        messages = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            )
+        if messages:
+            _say(f"\n== notifications ({len(messages)}), as the alerts email would show them")
+            for m in messages:
+                _say(m["Body"].rstrip() + "\n")
+
+
+def _print_reports(lake_dir: Path) -> None:
+    try:
+        from localrun.reports import print_reports
+    except ModuleNotFoundError:
+        return
+    print_reports(lake_dir, _say)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for path in (ROOT / "shared", ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    return run(args)

@@ -1,0 +1,335 @@
+"""Read template.yaml and resolve what the local runtime needs from it.
+
+The local runtime creates its resources from these declarations, so local mode cannot drift from the
+template: queue attributes, redrive policies, topics, filtered subscriptions, tables, the bucket and its
+notification, and each function's handler, environment and event-source mappings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+STACK_NAME = "odp-local"
+
+_TAGS = {
+    "!Ref": "Ref",
+    "!Condition": "Condition",
+    "!GetAtt": "Fn::GetAtt",
+    "!Sub": "Fn::Sub",
+    "!If": "Fn::If",
+    "!Equals": "Fn::Equals",
+    "!Not": "Fn::Not",
+    "!And": "Fn::And",
+    "!Or": "Fn::Or",
+    "!Join": "Fn::Join",
+    "!Select": "Fn::Select",
+    "!Split": "Fn::Split",
+    "!FindInMap": "Fn::FindInMap",
+    "!Base64": "Fn::Base64",
+    "!ImportValue": "Fn::ImportValue",
+    "!GetAZs": "Fn::GetAZs",
+    "!Cidr": "Fn::Cidr",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _make_constructor(fn: str):
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if fn == "Fn::GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {fn: value}
+
+    return construct
+
+
+for _tag, _fn in _TAGS.items():
+    _CfnLoader.add_constructor(_tag, _make_constructor(_fn))
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+class _NoValue:
+    pass
+
+
+NO_VALUE = _NoValue()
+
+
+@dataclass
+class Resolver:
+    """Resolves CloudFormation intrinsics for one local stack."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    physical: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> {"Ref": .., "Arn": ..}
+
+    def pseudo(self, name: str) -> Any:
+        return {
+            "AWS::StackName": STACK_NAME,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+        }[name]
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
+
+    def ref(self, name: str) -> Any:
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.physical:
+            return self.physical[name]["Ref"]
+        raise KeyError(f"cannot resolve Ref {name} locally (not created yet?)")
+
+    def get_att(self, logical: str, attribute: str) -> Any:
+        try:
+            return self.physical[logical][attribute]
+        except KeyError as exc:
+            raise KeyError(f"cannot resolve GetAtt {logical}.{attribute} locally") from exc
+
+    def _sub(self, text: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical, attribute = name.split(".", 1)
+                return str(self.get_att(logical, attribute))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def resolve(self, node: Any) -> Any:  # noqa: C901, PLR0911, PLR0912 - one branch per intrinsic
+        if isinstance(node, list):
+            return [v for v in (self.resolve(i) for i in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, value),) = node.items()
+            if key == "Ref":
+                return self.ref(value)
+            if key == "Fn::GetAtt":
+                return self.get_att(value[0], value[1])
+            if key == "Fn::Sub":
+                if isinstance(value, list):
+                    text, variables = value[0], {k: self.resolve(v) for k, v in value[1].items()}
+                else:
+                    text, variables = value, {}
+                return self._sub(text, variables)
+            if key == "Fn::If":
+                name, yes, no = value
+                return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(v) for v in value)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(value[0])
+            if key == "Fn::And":
+                return all(self.resolve(v) for v in value)
+            if key == "Fn::Or":
+                return any(self.resolve(v) for v in value)
+            if key == "Condition":
+                return self.condition(value)
+            if key == "Fn::Join":
+                return value[0].join(str(v) for v in self.resolve(value[1]))
+            if key == "Fn::Select":
+                return self.resolve(value[1])[int(self.resolve(value[0]))]
+            if key == "Fn::Split":
+                return str(self.resolve(value[1])).split(value[0])
+        return {k: v for k, v in ((k, self.resolve(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+
+def default_parameters(template: dict[str, Any], overrides: dict[str, str] | None = None) -> dict[str, str]:
+    params = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+    params.setdefault("ContactEmail", "local-run@example.org")
+    params.update(overrides or {})
+    missing = [n for n in template.get("Parameters", {}) if n not in params]
+    if missing:
+        raise ValueError(f"template parameters without a local value: {missing}")
+    return params
+
+
+@dataclass(frozen=True)
+class QueueDecl:
+    logical_id: str
+    name: str
+    attributes: dict[str, str]
+    dead_letter_logical_id: str | None
+    max_receive_count: int | None
+
+
+@dataclass(frozen=True)
+class SubscriptionDecl:
+    logical_id: str
+    topic_logical_id: str
+    protocol: str
+    endpoint_logical_id: str | None
+    filter_policy: dict[str, Any] | None
+    filter_policy_scope: str | None
+    raw_message_delivery: bool
+
+
+@dataclass(frozen=True)
+class EventSourceDecl:
+    queue_logical_id: str
+    batch_size: int
+    batching_window_s: int
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class FunctionDecl:
+    logical_id: str
+    name: str
+    code_uri: str
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, Any]  # unresolved; resolve after resources exist
+    sqs_events: list[EventSourceDecl]
+    schedule: str | None
+    reserved_concurrency: int | None
+
+
+def _logical_of(node: Any) -> str | None:
+    if isinstance(node, dict):
+        if "Ref" in node:
+            return node["Ref"]
+        if "Fn::GetAtt" in node:
+            return node["Fn::GetAtt"][0]
+    return None
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def queue_declarations(template: dict[str, Any], resolver: Resolver) -> list[QueueDecl]:
+    """Queues with their attributes; DLQs (queues without a redrive policy) come first."""
+    decls = []
+    for logical, res in resources_of(template, "AWS::SQS::Queue").items():
+        props = res.get("Properties", {})
+        attributes = {
+            key: str(resolver.resolve(props[key])).lower() if isinstance(props[key], bool) else str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled", "DelaySeconds")
+            if key in props
+        }
+        redrive = props.get("RedrivePolicy")
+        decls.append(
+            QueueDecl(
+                logical_id=logical,
+                name=resolver.resolve(props["QueueName"]),
+                attributes=attributes,
+                dead_letter_logical_id=_logical_of(redrive["deadLetterTargetArn"]) if redrive else None,
+                max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+            )
+        )
+    return sorted(decls, key=lambda d: d.dead_letter_logical_id is not None)
+
+
+def subscription_declarations(template: dict[str, Any], resolver: Resolver) -> list[SubscriptionDecl]:
+    decls = []
+    for logical, res in resources_of(template, "AWS::SNS::Subscription").items():
+        if "Condition" in res and not resolver.condition(res["Condition"]):
+            continue
+        props = res["Properties"]
+        decls.append(
+            SubscriptionDecl(
+                logical_id=logical,
+                topic_logical_id=_logical_of(props["TopicArn"]),
+                protocol=props["Protocol"],
+                endpoint_logical_id=_logical_of(props["Endpoint"]),
+                filter_policy=props.get("FilterPolicy"),
+                filter_policy_scope=props.get("FilterPolicyScope"),
+                raw_message_delivery=bool(props.get("RawMessageDelivery", False)),
+            )
+        )
+    return decls
+
+
+def function_declarations(template: dict[str, Any], resolver: Resolver) -> list[FunctionDecl]:
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    decls = []
+    for logical, res in resources_of(template, "AWS::Serverless::Function").items():
+        props = res["Properties"]
+        env = {
+            **globals_fn.get("Environment", {}).get("Variables", {}),
+            **props.get("Environment", {}).get("Variables", {}),
+        }
+        sqs_events, schedule = [], None
+        for event in props.get("Events", {}).values():
+            ep = event.get("Properties", {})
+            if event["Type"] == "SQS":
+                sqs_events.append(
+                    EventSourceDecl(
+                        queue_logical_id=_logical_of(ep["Queue"]),
+                        batch_size=int(ep.get("BatchSize", 10)),
+                        batching_window_s=int(ep.get("MaximumBatchingWindowInSeconds", 0)),
+                        report_batch_item_failures="ReportBatchItemFailures" in ep.get("FunctionResponseTypes", []),
+                    )
+                )
+            elif event["Type"] in {"Schedule", "ScheduleV2"}:
+                schedule = str(resolver.resolve(ep.get("Schedule") or ep.get("ScheduleExpression")))
+        decls.append(
+            FunctionDecl(
+                logical_id=logical,
+                name=resolver.resolve(props["FunctionName"]),
+                code_uri=props["CodeUri"],
+                handler=props["Handler"],
+                timeout=int(props.get("Timeout", globals_fn.get("Timeout", 3))),
+                memory=int(props.get("MemorySize", globals_fn.get("MemorySize", 128))),
+                environment=env,
+                sqs_events=sqs_events,
+                schedule=schedule,
+                reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+            )
+        )
+    return decls
+
+
+def bucket_notification(template: dict[str, Any], resolver: Resolver, bucket_logical: str) -> list[dict[str, Any]]:
+    """The bucket's QueueConfigurations, as put_bucket_notification_configuration expects them."""
+    props = template["Resources"][bucket_logical]["Properties"]
+    configs = []
+    for qc in props.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
+        rules = qc.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        configs.append(
+            {
+                "QueueArn": resolver.resolve(qc["Queue"]),
+                "Events": [qc["Event"]],
+                "Filter": {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}},
+            }
+        )
+    return configs
+
+
+def as_json_attribute(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

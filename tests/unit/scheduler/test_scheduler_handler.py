@@ -1,0 +1,117 @@
+"""The scheduler, driven with the events/*.json files, against moto SQS and SNS."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from datalake.catalog import load_catalog
+from datalake.contracts import ExtractRequest, Source, Trigger
+from tests.conftest import load_event
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        url = sqs.create_queue(QueueName="test-extract")["QueueUrl"]
+        topic = sns.create_topic(Name="test-pipeline")["TopicArn"]
+        events_queue = sqs.create_queue(QueueName="test-events")["QueueUrl"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint="arn:aws:sqs:us-east-1:123456789012:test-events",
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        assert url == os.environ["EXTRACT_QUEUE_URL"]  # the handler's settings name this very queue
+        from scheduler import handler
+
+        yield sqs, url, events_queue, handler
+
+
+def drain(sqs, url) -> list[dict]:
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not got:
+            return bodies
+        bodies.extend(got)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+        )
+
+
+def test_scheduled_event_sends_one_valid_message_per_catalog_entry(aws, lambda_context):
+    # GIVEN the daily scheduled event
+    sqs, url, events_queue, handler = aws
+    catalog = load_catalog()
+
+    # WHEN the scheduler runs
+    result = handler.lambda_handler(load_event("scheduler_scheduled.json"), lambda_context)
+
+    # THEN every catalog entry gets exactly one valid ExtractRequest, all in one run
+    messages = drain(sqs, url)
+    requests = [ExtractRequest.model_validate_json(m["Body"]) for m in messages]
+    assert len(requests) == len(catalog.entries) == result["sent"]
+    assert sorted(f"{r.source.value}/{r.dataset}" for r in requests) == sorted(e.ref for e in catalog.entries)
+    assert len([r for r in requests if r.source is Source.BLS_API]) >= 68
+    assert {r.run_id for r in requests} == {result["run_id"]}
+    assert result["run_id"].startswith("20261121T080000Z-")
+    assert all(r.trigger is Trigger.SCHEDULE for r in requests)
+    # the BLS API takes the recent three-year window; snapshot sources take no window
+    api = [r for r in requests if r.source is Source.BLS_API]
+    assert {(r.params.start_year, r.params.end_year) for r in api} == {(2024, 2026)}
+    assert all(r.params.start_year is None for r in requests if r.source is not Source.BLS_API)
+    assert {m["MessageAttributes"]["source"]["StringValue"] for m in messages} == {s.value for s in Source}
+
+    # AND a run.started event announces the run with its datasets
+    started = [json.loads(m["Body"]) for m in drain(sqs, events_queue)]
+    assert [e["event_type"] for e in started] == ["run.started"]
+    assert started[0]["counts"] == {"requests": len(catalog.entries)}
+
+
+def test_same_scheduled_event_gives_same_run_id(aws, lambda_context):
+    sqs, url, _, handler = aws
+    first = handler.lambda_handler(load_event("scheduler_scheduled.json"), lambda_context)
+    second = handler.lambda_handler(load_event("scheduler_scheduled.json"), lambda_context)
+    assert first["run_id"] == second["run_id"]  # a retried invocation is deduplicated downstream
+
+
+def test_manual_request_selects_datasets(aws, lambda_context):
+    sqs, url, _, handler = aws
+    result = handler.lambda_handler(load_event("scheduler_manual.json"), lambda_context)
+    requests = [ExtractRequest.model_validate_json(m["Body"]) for m in drain(sqs, url)]
+    assert sorted(r.dataset for r in requests) == ["CES0000000001", "LNS14000000", "PRS30006032"]
+    assert result["trigger"] == "manual"
+
+
+def test_backfill_request_carries_its_window(aws, lambda_context):
+    sqs, url, _, handler = aws
+    handler.lambda_handler(load_event("scheduler_backfill.json"), lambda_context)
+    requests = [ExtractRequest.model_validate_json(m["Body"]) for m in drain(sqs, url)]
+    assert len(requests) >= 68
+    assert {(r.params.start_year, r.params.end_year, r.trigger) for r in requests} == {(2005, 2024, Trigger.BACKFILL)}
+
+
+def test_bad_request_names_every_problem_and_sends_nothing(aws, lambda_context):
+    sqs, url, events_queue, handler = aws
+    with pytest.raises(handler.BadScheduleRequest) as raised:
+        handler.lambda_handler(load_event("scheduler_bad_request.json"), lambda_context)
+    message = str(raised.value)
+    assert "nothing sent" in message
+    assert "sources.1" in message and "end_year" in message
+    assert drain(sqs, url) == []
+    assert drain(sqs, events_queue) == []
+
+
+def test_unknown_dataset_is_refused_before_sending(aws, lambda_context):
+    sqs, url, _, handler = aws
+    with pytest.raises(handler.BadScheduleRequest, match="NOPE0000"):
+        handler.lambda_handler({"trigger": "manual", "datasets": ["LNS14000000", "NOPE0000"]}, lambda_context)
+    assert drain(sqs, url) == []
