@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 
 from localrun.template import (
@@ -63,8 +64,13 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
+        """Start on a clean slate: moto's backends are process-wide, so an earlier server's state is reset."""
         self._server.start()
+        self.reset()
         return self
+
+    def reset(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
         self._server.stop()

@@ -164,8 +164,15 @@ class Runner:
 
         logger.append_keys(service=decl.environment.get("POWERTOOLS_SERVICE_NAME", decl.name))
         context = LocalContext(function_name=decl.name, memory_limit_in_mb=decl.memory, timeout_s=decl.timeout)
-        with contextlib.redirect_stdout(self.log_stream):
-            return handler(event, context)
+        # Logs (a handler created with stdout) and EMF metrics (printed) go to the run's log file, like CloudWatch.
+        handler_stream = logger.registered_handler
+        previous = handler_stream.stream
+        handler_stream.setStream(self.log_stream)
+        try:
+            with contextlib.redirect_stdout(self.log_stream):
+                return handler(event, context)
+        finally:
+            handler_stream.setStream(previous)
 
     # -- queues ---------------------------------------------------------------------------------------------
     def _receive(self, queue: str, batch_size: int) -> list[dict[str, Any]]:
