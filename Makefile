@@ -10,7 +10,9 @@ PY := $(VENV)/bin/python
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam
 REGION ?= us-east-1
 ARGS ?=
+ENV ?= dev
 PYTEST_ARGS ?=
+ENV ?= dev
 
 .PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build deploy bench chaos report redrive clean
 
@@ -61,7 +63,7 @@ build: venv samvenv ## sam build (python3.13)
 	$(SAM) build --region $(REGION)
 
 deploy: build ## sam deploy with the samconfig environment ENV (default dev)
-	$(SAM) deploy --config-env $${ENV:-dev}
+	$(SAM) deploy --config-env $(ENV)
 
 chaos: venv ## the full fault-injection matrix
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
