@@ -13,8 +13,8 @@ import zipfile
 import boto3
 import pytest
 from moto import mock_aws
-from samtranslator.translator.transform import transform
 
+from checks.sam import package, transform_offline
 from localrun.template import load_template
 
 pytestmark = pytest.mark.integration
@@ -35,34 +35,10 @@ UNSUPPORTED_BY_MOTO = {
 }
 
 
-class ManagedPolicies:
-    """The managed-policy map the translator needs (normally fetched from IAM)."""
-
-    def load(self) -> dict[str, str]:
-        names = {
-            "AWSLambdaBasicExecutionRole": "service-role/AWSLambdaBasicExecutionRole",
-            "AWSXrayWriteOnlyAccess": "AWSXrayWriteOnlyAccess",
-            "AWSXRayDaemonWriteAccess": "AWSXRayDaemonWriteAccess",
-            "AWSLambdaSQSQueueExecutionRole": "service-role/AWSLambdaSQSQueueExecutionRole",
-        }
-        return {name: f"arn:aws:iam::aws:policy/{path}" for name, path in names.items()}
-
-
-def packaged_template() -> dict:
-    """What `sam package` produces: code and layer content as S3 locations."""
-    template = load_template()
-    for logical, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = f"s3://{ARTIFACTS}/{logical}.zip"
-        elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            resource["Properties"]["ContentUri"] = f"s3://{ARTIFACTS}/{logical}.zip"
-    return template
-
-
 def test_template_transforms_and_creates_on_moto():
-    template = packaged_template()
+    template = package(load_template(), ARTIFACTS)
     parameters = {"ContactEmail": "ops@example.org", "AlertEmail": "oncall@example.org"}
-    transformed = transform(template, parameters, ManagedPolicies())
+    transformed = transform_offline(template, parameters)
     resources = transformed["Resources"]
     kinds = [r["Type"] for r in resources.values()]
     assert kinds.count("AWS::Lambda::Function") == 5
