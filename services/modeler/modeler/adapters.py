@@ -1,0 +1,215 @@
+"""Modeler adapters: the lake (staging files in, marts out), the state table (published marts, the rebuild lock)
+and the pipeline topic. Each takes its boto3 client as an optional argument; errors are raised, never swallowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
+
+from datalake.aws import client
+from datalake.contracts import PipelineEvent
+from datalake.events import publish_event
+from datalake.lake import LakeStore, ObjectMissing, PutResult
+from datalake.layout import STAGING
+from datalake.state import StateError, StateStore, to_item
+from modeler.lineage import STAGING_FILE_COLUMN
+
+MART_PK = "MART#{name}"
+PUBLISHED_SK = "PUBLISHED"
+FAILURE_SK = "LAST_FAILURE"
+LOCK_PK = "LOCK#modeler"
+LOCK_SK = "REBUILD"
+
+
+class LockHeld(RuntimeError):
+    """Another rebuild holds the lock; this batch returns to the queue and is retried later."""
+
+
+@dataclass(frozen=True)
+class StagingFile:
+    table: str
+    key: str
+    etag: str
+    size: int
+    partition: dict[str, str] = field(default_factory=dict)
+
+
+def parse_staging_key(key: str) -> tuple[str, dict[str, str]] | None:
+    """``staging/{table}/{k=v}/.../part-*.parquet`` -> (table, partition values); None for anything else.
+
+    Hidden paths (a segment starting with ``_`` or ``.``, e.g. a writer's temporary folder) are not data, as in Hive.
+    """
+    pieces = key.split("/")
+    if len(pieces) < 3 or pieces[0] != STAGING or not key.endswith(".parquet"):
+        return None
+    if any(p.startswith(("_", ".")) for p in pieces[1:]):
+        return None
+    partition = {}
+    for segment in pieces[2:-1]:
+        name, sep, value = segment.partition("=")
+        if not sep:
+            return None
+        partition[name] = value
+    return pieces[1], partition
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic Parquet bytes: the same table always gives the same object (and content hash)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.combine_chunks(), sink, compression="snappy", write_statistics=True)
+    return sink.getvalue().to_pybytes()
+
+
+def sha256_hex(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class LakeMarts:
+    """Reads staging tables and published marts, and publishes marts and their lineage, in the lake bucket."""
+
+    def __init__(self, bucket: str, s3: Any | None = None) -> None:
+        self.store = LakeStore(bucket, s3)
+
+    def staging_files(self) -> dict[str, list[StagingFile]]:
+        """Every staging table with its Parquet files (one listing of ``staging/``)."""
+        tables: dict[str, list[StagingFile]] = {}
+        for info in self.store.list(f"{STAGING}/"):
+            parsed = parse_staging_key(info.key)
+            if parsed is None:
+                continue
+            table, partition = parsed
+            tables.setdefault(table, []).append(
+                StagingFile(table=table, key=info.key, etag=info.etag, size=info.size, partition=partition)
+            )
+        return {name: sorted(files, key=lambda f: f.key) for name, files in sorted(tables.items())}
+
+    def read_staging(self, files: list[StagingFile]) -> pa.Table:
+        """One table from a staging table's files, with its Hive partition values as columns and each row's file."""
+        parts = []
+        for f in files:
+            table = pq.read_table(pa.BufferReader(self.store.get_bytes(f.key)))
+            for column, value in f.partition.items():
+                if column not in table.column_names:
+                    table = table.append_column(column, pa.array([value] * table.num_rows, pa.string()))
+            table = table.append_column(
+                STAGING_FILE_COLUMN, pa.DictionaryArray.from_arrays(pa.array([0] * table.num_rows, pa.int32()), [f.key])
+            )
+            parts.append(table)
+        if not parts:
+            return pa.table({})
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    def read_mart(self, key: str) -> pa.Table | None:
+        try:
+            return pq.read_table(pa.BufferReader(self.store.get_bytes(key)))
+        except ObjectMissing:
+            return None
+
+    def exists(self, key: str) -> bool:
+        return self.store.head(key) is not None
+
+    def put(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> PutResult:
+        return self.store.put_bytes(key, body, metadata=metadata, content_type=content_type)
+
+    def put_text_if_changed(self, key: str, text: str, content_type: str) -> bool:
+        """Write a small text object unless it already holds exactly this text; True when written."""
+        body = text.encode()
+        try:
+            if self.store.get_bytes(key) == body:
+                return False
+        except ObjectMissing:
+            pass
+        self.store.put_bytes(key, body, content_type=content_type)
+        return True
+
+    def get_json(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.store.get_bytes(key))
+        except ObjectMissing:
+            return None
+
+
+class MartState:
+    """The published version of each mart (fingerprint of its inputs, content hash, rows) and the rebuild lock."""
+
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self.store = StateStore(table_name, dynamodb)
+
+    def published(self, name: str) -> dict[str, Any] | None:
+        return self.store.get(MART_PK.format(name=name), PUBLISHED_SK)
+
+    def record_published(self, name: str, record: dict[str, Any]) -> None:
+        self.store.put(MART_PK.format(name=name), PUBLISHED_SK, record)
+
+    def record_failure(self, name: str, record: dict[str, Any]) -> None:
+        self.store.put(MART_PK.format(name=name), FAILURE_SK, record)
+
+    @contextmanager
+    def lock(self, owner: str, lease_seconds: int) -> Iterator[None]:
+        """Hold the rebuild lock for the duration of the block (a lease, so a crashed holder cannot block forever).
+
+        Raises
+        ------
+        LockHeld
+            When another owner holds an unexpired lease.
+        """
+        now = int(time.time())
+        ddb = self.store.ddb
+        try:
+            ddb.put_item(
+                TableName=self.store.table_name,
+                Item=to_item(
+                    {
+                        "pk": LOCK_PK,
+                        "sk": LOCK_SK,
+                        "owner": owner,
+                        "lease_until": now + lease_seconds,
+                        "expires_at": now + lease_seconds + 3600,  # the table's TTL tidies a crashed holder's item
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise LockHeld("another mart rebuild holds the lock") from exc
+            raise StateError(f"cannot take the rebuild lock: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot take the rebuild lock: {exc}") from exc
+        try:
+            yield
+        finally:
+            try:
+                ddb.delete_item(
+                    TableName=self.store.table_name,
+                    Key=to_item({"pk": LOCK_PK, "sk": LOCK_SK}),
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                )
+            except ClientError as exc:
+                # Our lease expired and someone else took the lock: theirs now, nothing of ours to release.
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise StateError(f"cannot release the rebuild lock: {exc}") from exc
+
+
+class EventSink:
+    """Publishes pipeline events on the PipelineTopic."""
+
+    def __init__(self, topic_arn: str, sns: Any | None = None) -> None:
+        self.topic_arn = topic_arn
+        self._sns = sns
+
+    def publish(self, event: PipelineEvent) -> str:
+        return publish_event(event, self.topic_arn, self._sns or client("sns"))

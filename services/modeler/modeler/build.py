@@ -1,0 +1,347 @@
+"""The rebuild: for each mart, in dependency order, decide, build, check, publish, record lineage.
+
+* **Only what changed.** A mart's input fingerprint hashes its registry version, the (key, ETag, size) of every
+  staging file it reads and the content hash of every mart it reads. Equal to the published fingerprint: the
+  mart is not rebuilt. Staging file names are deterministic, so a duplicate ``dataset.staged`` delivery changes
+  nothing and rebuilds nothing (this, not a per-message idempotency record, is what makes the modeler idempotent).
+* **Quality gates.** Every check of the mart runs; one failure blocks its publication, keeps the previous version,
+  records the failure and emits ``stage.failed`` naming the check. Marts that read a failed mart are skipped in
+  this build (they keep their previous version too).
+* **Atomic publication.** A mart is one Parquet object at a fixed key (``marts/{kind}/{name}/{name}.parquet``),
+  replaced by a single PUT: S3 readers (Athena included, whose table location is the mart's folder) see the old
+  object or the new one, never a mix; bucket versioning keeps every previous version. Identical bytes are not
+  written again. The lineage document (``_lineage.json``, skipped by Athena) follows the data object.
+* **No overlap.** The whole rebuild runs under a lease lock in the state table (the function's reserved
+  concurrency of 1 already serialises Lambda; the lock also covers manual invokes and local runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+from aws_lambda_powertools import Logger
+
+from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, StageFailed
+from datalake.layout import MARTS
+from modeler import lineage
+from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
+from modeler.checks import CheckContext, run_checks
+from modeler.domain import NoInputRows
+from modeler.registry import MARTS as REGISTRY
+from modeler.registry import Input, MartSpec, in_build_order
+
+logger = Logger(child=True)
+
+LINEAGE_PREFIX = f"{MARTS}/_lineage/"
+Status = Literal["published", "same_content", "unchanged", "skipped", "failed"]
+
+
+@dataclass
+class MartOutcome:
+    name: str
+    status: Status
+    reason: str = ""
+    rows: int | None = None
+    key: str = ""
+    check: str | None = None
+
+
+@dataclass
+class BuildReport:
+    run_id: str
+    outcomes: list[MartOutcome] = field(default_factory=list)
+
+    def by_status(self, status: Status) -> list[MartOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        statuses = ("published", "same_content", "unchanged", "skipped", "failed")
+        return {s: len(self.by_status(s)) for s in statuses}  # type: ignore[arg-type]
+
+
+class QualityCheckFailed(RuntimeError):
+    """A mart failed a quality check (reported as stage.failed, never raised out of the rebuild)."""
+
+
+def files_fingerprint(files: Sequence[StagingFile]) -> str:
+    text = "\n".join(f"{f.key}|{f.etag}|{f.size}" for f in sorted(files, key=lambda f: f.key))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_fingerprint(spec: MartSpec, staging: dict[str, list[StagingFile]], marts: dict[str, str]) -> str:
+    document = {
+        "mart": spec.name,
+        "version": spec.version,
+        "staging": {name: files_fingerprint(files) for name, files in sorted(staging.items())},
+        "marts": dict(sorted(marts.items())),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _sorted_by_key(table: pa.Table, spec: MartSpec) -> pa.Table:
+    conformed = table.select(spec.schema.names).cast(spec.schema)
+    return conformed.sort_by([(k, "ascending") for k in spec.key])
+
+
+class Rebuild:
+    """One rebuild of the registry's marts (the unit of work of one Lambda invocation)."""
+
+    def __init__(
+        self,
+        lake: LakeMarts,
+        state: MartState,
+        events: EventSink,
+        *,
+        now: datetime,
+        run_ids: Sequence[str],
+        marts: Sequence[MartSpec] = REGISTRY,
+    ) -> None:
+        self.lake, self.state, self.events = lake, state, events
+        self.now = now
+        self.run_ids = sorted(set(run_ids))
+        self.run_id = self.run_ids[-1]
+        self.marts = in_build_order(marts)
+        self.report = BuildReport(run_id=self.run_id)
+        self._staging: dict[str, list[StagingFile]] = {}
+        self._staging_tables: dict[str, pa.Table] = {}
+        self._built: dict[str, pa.Table] = {}  # marts this build produced (published or identical)
+        self._records: dict[str, dict[str, Any] | None] = {}
+        self._documents: dict[str, dict[str, Any]] = {}
+
+    # -- inputs ---------------------------------------------------------------------------------------------
+    def _published(self, name: str) -> dict[str, Any] | None:
+        if name not in self._records:
+            self._records[name] = self.state.published(name)
+        return self._records[name]
+
+    def _staging_table(self, name: str) -> pa.Table:
+        if name not in self._staging_tables:
+            self._staging_tables[name] = self.lake.read_staging(self._staging[name])
+        return self._staging_tables[name]
+
+    def _resolve(self, spec: MartSpec) -> tuple[dict[str, list[StagingFile]], dict[str, dict[str, Any]], str | None]:
+        """The staging tables and published marts a mart reads, or the reason it cannot be built now."""
+        staging: dict[str, list[StagingFile]] = {}
+        marts: dict[str, dict[str, Any]] = {}
+        failed = {o.name for o in self.report.by_status("failed")}
+        for source in spec.inputs:
+            if source.layer == "staging":
+                matched = {t: f for t, f in self._staging.items() if source.matches(t)}
+                if not matched and source.required:
+                    return {}, {}, f"waiting for staging table {source.name}"
+                staging.update(matched)
+                continue
+            if source.name in failed:
+                return {}, {}, f"blocked: upstream mart {source.name} failed its checks"
+            record = self._published(source.name)
+            if record is None and source.required:
+                return {}, {}, f"waiting for mart {source.name}"
+            if record is not None:
+                marts[source.name] = record
+        return staging, marts, None
+
+    def _load(self, spec: MartSpec, staging: dict[str, list[StagingFile]], marts: dict[str, dict[str, Any]]):
+        """The mart's inputs as tables (staging after its selection) and their lineage entries."""
+        tables: dict[str, pa.Table] = {}
+        entries: list[dict[str, Any]] = []
+        for source in spec.inputs:
+            if source.layer == "mart":
+                if source.name in marts:
+                    record = marts[source.name]
+                    table = self._built.get(source.name)
+                    if table is None:
+                        table = self.lake.read_mart(record["key"])
+                    if table is None:
+                        raise NoInputRows(f"mart {source.name} is recorded but its object {record['key']} is missing")
+                    tables[source.name] = table
+                    entries.append(
+                        lineage.mart_input(source.name, record["key"], record["content_sha256"], record["rows"])
+                    )
+                continue
+            for name in sorted(t for t in staging if source.matches(t)):
+                selected = self._select(source, self._staging_table(name))
+                tables[name] = selected
+                files = {f.key: f.etag for f in staging[name]}
+                entries.append(lineage.staging_input(name, source.selection, selected, files))
+        return tables, entries
+
+    @staticmethod
+    def _select(source: Input, table: pa.Table) -> pa.Table:
+        return source.select(table) if source.select is not None else table
+
+    # -- one mart -------------------------------------------------------------------------------------------
+    def build_mart(self, spec: MartSpec) -> MartOutcome:
+        staging, marts, waiting = self._resolve(spec)
+        if waiting:
+            return MartOutcome(spec.name, "skipped", waiting)
+        fingerprint = input_fingerprint(spec, staging, {n: r["content_sha256"] for n, r in marts.items()})
+        previous = self._published(spec.name)
+        if previous and previous.get("input_fingerprint") == fingerprint and self.lake.exists(spec.data_key):
+            return MartOutcome(spec.name, "unchanged", "inputs unchanged", previous.get("rows"), spec.data_key)
+
+        tables, inputs = self._load(spec, staging, marts)
+        published_table = self.lake.read_mart(spec.data_key) if spec.incremental and previous else None
+        try:
+            table = _sorted_by_key(spec.build(tables, published_table), spec)
+        except NoInputRows as exc:
+            return MartOutcome(spec.name, "skipped", str(exc))
+
+        context = CheckContext(previous_rows=previous.get("rows") if previous else None, inputs=tables)
+        results = run_checks(spec.checks, table, context)
+        failures = [r for r in results if not r.passed]
+        if failures:
+            return self._fail(spec, table, failures)
+
+        body = parquet_bytes(table)
+        sha = sha256_hex(body)
+        if previous and previous.get("content_sha256") == sha and self.lake.exists(spec.data_key):
+            status: Status = "same_content"
+            version_id = previous.get("version_id")
+        else:
+            put = self.lake.put(
+                spec.data_key,
+                body,
+                "application/vnd.apache.parquet",
+                metadata={"run-id": self.run_id, "content-sha256": sha, "record-count": str(table.num_rows)},
+            )
+            status, version_id = "published", put.version_id
+            document = lineage.mart_document(
+                name=spec.name,
+                kind=spec.kind,
+                key=spec.data_key,
+                rows=table.num_rows,
+                content_sha256=sha,
+                version_id=version_id,
+                built_at=self.now.isoformat(),
+                run_ids=self.run_ids,
+                input_fingerprint=fingerprint,
+                inputs=inputs,
+                checks=[r.as_dict() for r in results],
+            )
+            self.lake.put(spec.lineage_key, json.dumps(document, indent=1).encode(), "application/json")
+            self._documents[spec.name] = document
+        record = {
+            "key": spec.data_key,
+            "rows": table.num_rows,
+            "content_sha256": sha,
+            "version_id": version_id,
+            "input_fingerprint": fingerprint,
+            "built_at": self.now.isoformat(),
+            "run_id": self.run_id,
+        }
+        self.state.record_published(spec.name, record)
+        self._records[spec.name] = record
+        self._built[spec.name] = table
+        reason = "content identical to the published version" if status == "same_content" else ""
+        return MartOutcome(spec.name, status, reason, table.num_rows, spec.data_key)
+
+    def _fail(self, spec: MartSpec, table: pa.Table, failures: list) -> MartOutcome:
+        reason = f"mart {spec.name} not published, previous version kept: " + "; ".join(
+            f"{f.name}: {f.detail}" for f in failures
+        )
+        self.state.record_failure(
+            spec.name,
+            {
+                "run_id": self.run_id,
+                "at": self.now.isoformat(),
+                "checks": [f.as_dict() for f in failures],
+                "rows": table.num_rows,
+            },
+        )
+        self.events.publish(
+            StageFailed(
+                run_id=self.run_id,
+                dataset=spec.name,
+                stage="modeler",
+                reason=reason,
+                error_type=QualityCheckFailed.__name__,
+                check=failures[0].name,
+                counts={
+                    "rows": table.num_rows,
+                    "failing_rows": failures[0].failing_rows,
+                    "checks_failed": len(failures),
+                },
+                keys=[spec.data_key],
+            )
+        )
+        logger.warning("quality check failed", extra={"mart": spec.name, "checks": [f.as_dict() for f in failures]})
+        return MartOutcome(spec.name, "failed", reason, table.num_rows, spec.data_key, failures[0].name)
+
+    # -- the whole build ------------------------------------------------------------------------------------
+    def run(self) -> BuildReport:
+        self._staging = self.lake.staging_files()
+        for spec in self.marts:
+            outcome = self.build_mart(spec)
+            self.report.outcomes.append(outcome)
+            logger.info(
+                "mart " + outcome.status, extra={"mart": spec.name, "reason": outcome.reason, "rows": outcome.rows}
+            )
+        if self._documents:
+            self._write_graph()
+        return self.report
+
+    def _write_graph(self) -> None:
+        documents = []
+        for spec in self.marts:
+            document = self._documents.get(spec.name) or self.lake.get_json(spec.lineage_key)
+            if document is not None:
+                documents.append(document)
+        graph = lineage.build_graph(documents)
+        self.lake.put_text_if_changed(f"{LINEAGE_PREFIX}graph.json", json.dumps(graph, indent=1), "application/json")
+        self.lake.put_text_if_changed(f"{LINEAGE_PREFIX}graph.mmd", lineage.to_mermaid(graph), "text/plain")
+        self.lake.put_text_if_changed(f"{LINEAGE_PREFIX}graph.dot", lineage.to_dot(graph), "text/vnd.graphviz")
+
+
+def rebuild_marts(
+    staged: Sequence[DatasetStaged],
+    lake: LakeMarts,
+    state: MartState,
+    events: EventSink,
+    *,
+    now: datetime,
+    owner: str,
+    lease_seconds: int,
+    marts: Sequence[MartSpec] = REGISTRY,
+) -> BuildReport:
+    """Rebuild the marts whose inputs changed, under the rebuild lock, and announce the result.
+
+    Parameters
+    ----------
+    staged: the ``dataset.staged`` events of the batch (their run ids go into the lineage and the events).
+    owner: who holds the lock (the Lambda request id).
+    lease_seconds: how long the lock is held at most (the invocation's remaining time).
+
+    Returns
+    -------
+    The outcome of every mart: published, same_content, unchanged, skipped (with why) or failed (with the check).
+
+    Raises
+    ------
+    modeler.adapters.LockHeld
+        When another rebuild is running; nothing was built.
+    datalake.lake.LakeError, datalake.state.StateError, datalake.events.PublishError
+        On an AWS failure; the batch is retried, and the rebuild converges because publication is idempotent.
+    """
+    if not staged:
+        raise ValueError("a rebuild needs at least one dataset.staged event")
+    build = Rebuild(lake, state, events, now=now, run_ids=[e.run_id for e in staged], marts=marts)
+    with state.lock(owner, lease_seconds):
+        report = build.run()
+    published = report.by_status("published")
+    events.publish(
+        MartsBuilt(
+            run_id=report.run_id,
+            marts=[BuiltMart(name=o.name, rows=o.rows or 0, key=o.key) for o in published],
+            skipped=[o.name for o in report.outcomes if o.status != "published"],
+            counts=report.counts,
+            keys=[o.key for o in published],
+        )
+    )
+    return report

@@ -1,0 +1,375 @@
+"""The mart registry: every mart, in one place, with its inputs, its output schema, its key and its quality checks.
+
+Inputs are staging tables (``staging("bls_observation", select=...)``; a name ending in ``*`` matches a family,
+e.g. ``socrata_*``) or other marts (``mart("fact_bls_observation")``). A ``select`` narrows a staging table to
+the rows the mart uses; lineage is taken from those rows only, so ``bls_best_year`` names exactly the landing
+objects of the ``pr.data.0.Current`` file it came from.
+
+``version`` is part of a mart's input fingerprint: bump it when the mart's logic changes, so the next build
+republishes it even though its inputs did not change.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+from datalake.layout import mart_prefix
+from modeler import domain as d
+from modeler.checks import (
+    AcceptedValues,
+    Check,
+    CoversInputKeys,
+    InRange,
+    NotNull,
+    RowCount,
+    RowCountDelta,
+    UniqueKey,
+)
+
+Inputs = Mapping[str, pa.Table]
+BuildFn = Callable[[Inputs, pa.Table | None], pa.Table]
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    layer: Literal["staging", "mart"]
+    select: Callable[[pa.Table], pa.Table] | None = None
+    selection: str = "all rows"
+    required: bool = True
+
+    @property
+    def is_family(self) -> bool:
+        return self.name.endswith("*")
+
+    def matches(self, table: str) -> bool:
+        return fnmatch.fnmatchcase(table, self.name) if self.is_family else table == self.name
+
+
+def staging(
+    name: str, select: Callable[[pa.Table], pa.Table] | None = None, selection: str = "all rows", required: bool = True
+) -> Input:
+    return Input(name=name, layer="staging", select=select, selection=selection, required=required)
+
+
+def mart(name: str, required: bool = True) -> Input:
+    return Input(name=name, layer="mart", required=required)
+
+
+@dataclass(frozen=True)
+class MartSpec:
+    name: str
+    kind: Literal["dimensions", "facts", "aggregates", "reports"]
+    description: str
+    inputs: tuple[Input, ...]
+    build: BuildFn
+    schema: pa.Schema
+    key: tuple[str, ...]
+    checks: tuple[Check, ...]
+    version: str = "1"
+    incremental: bool = False  # the build receives the published version (facts that accumulate snapshots)
+    glue_table: str = field(default="")
+
+    @property
+    def prefix(self) -> str:
+        return mart_prefix(self.kind, self.name)
+
+    @property
+    def data_key(self) -> str:
+        """The mart's one Parquet object: a fixed name, replaced atomically by a single PUT."""
+        return f"{self.prefix}{self.name}.parquet"
+
+    @property
+    def lineage_key(self) -> str:
+        # '_'-prefixed: Athena and Hive skip it when they read the mart's folder.
+        return f"{self.prefix}_lineage.json"
+
+    @property
+    def table_name(self) -> str:
+        return self.glue_table or self.name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Selections
+# ----------------------------------------------------------------------------------------------------------------
+
+CURRENT_PR = "source_kind=bulk, source_file=pr.data.0.Current"
+PREFERRED_POPULATION = (
+    f"geography_id={d.NATION_GEOGRAPHY_ID}; one vintage, preferring {', then '.join(d.POPULATION_VINTAGE_PREFERENCE)}"
+)
+
+
+def _current_pr(observations: pa.Table) -> pa.Table:
+    return d.current_bulk_file(observations, "pr")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The marts
+# ----------------------------------------------------------------------------------------------------------------
+
+MARTS: tuple[MartSpec, ...] = (
+    MartSpec(
+        name="fact_bls_observation",
+        kind="facts",
+        description="One row per series, year and period across the BLS API and bulk files.",
+        inputs=(staging("bls_observation"),),
+        build=lambda i, _prev: d.fact_bls_observation(i["bls_observation"]),
+        schema=d.FACT_BLS_SCHEMA,
+        key=("series_id", "year", "period"),
+        checks=(
+            NotNull(("series_id", "survey", "year", "period", "time_key", "source_kind")),
+            UniqueKey(("series_id", "year", "period")),
+            AcceptedValues("period", d.ALL_PERIODS),
+            AcceptedValues("source_kind", ("api", "bulk")),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="dim_series",
+        kind="dimensions",
+        description="Every series with observations, with codes and titles from the mapping files or API catalog.",
+        inputs=(mart("fact_bls_observation"), staging("bls_series", required=False)),
+        build=lambda i, _prev: d.dim_series(i["fact_bls_observation"], i.get("bls_series")),
+        schema=d.DIM_SERIES_SCHEMA,
+        key=("series_id",),
+        checks=(
+            NotNull(("series_id", "survey", "observations")),
+            UniqueKey(("series_id",)),
+            AcceptedValues("seasonal", ("S", "U")),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="dim_time",
+        kind="dimensions",
+        description="Every BLS period (months, quarters, annual averages) of every year in the data.",
+        inputs=(
+            mart("fact_bls_observation"),
+            staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION, required=False),
+        ),
+        build=lambda i, _prev: d.dim_time(i["fact_bls_observation"], i.get("population")),
+        schema=d.DIM_TIME_SCHEMA,
+        key=("time_key",),
+        checks=(
+            NotNull(("time_key", "year", "period", "period_type", "start_date", "end_date")),
+            UniqueKey(("time_key",)),
+            AcceptedValues("period", d.ALL_PERIODS),
+            AcceptedValues("period_type", d.PERIOD_TYPES),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="agg_bls_series_yearly",
+        kind="aggregates",
+        description="Per series and year: sub-annual count, sum, mean, min, max; the annual average; annual_value.",
+        inputs=(mart("fact_bls_observation"),),
+        build=lambda i, _prev: d.agg_bls_series_yearly(i["fact_bls_observation"]),
+        schema=d.YEARLY_SCHEMA,
+        key=("series_id", "year"),
+        checks=(
+            NotNull(("series_id", "year", "period_type", "observations")),
+            UniqueKey(("series_id", "year")),
+            AcceptedValues("period_type", d.PERIOD_TYPES),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="population_stats",
+        kind="reports",
+        description="Mean, population (ddof=0) and sample (ddof=1) std of annual US population 2013-2018.",
+        inputs=(staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION),),
+        build=lambda i, _prev: d.population_stats(i["population"], 2013, 2018),
+        schema=d.POPULATION_STATS_SCHEMA,
+        key=("geography_id",),
+        checks=(
+            RowCount(1, 1),
+            NotNull(("vintage", "years_present", "mean_population", "std_population_ddof0")),
+            InRange("years_present", 1, 6),
+            InRange("mean_population", 1, None),
+            InRange("std_population_ddof0", 0, None),
+        ),
+    ),
+    MartSpec(
+        name="bls_best_year",
+        kind="reports",
+        description="Per series of pr.data.0.Current: the year with the largest Q01-Q04 sum (Q05 if annual only).",
+        inputs=(staging("bls_observation", select=_current_pr, selection=CURRENT_PR),),
+        build=lambda i, _prev: d.bls_best_year(i["bls_observation"]),
+        schema=d.BEST_YEAR_SCHEMA,
+        key=("series_id",),
+        checks=(
+            NotNull(("series_id",)),
+            UniqueKey(("series_id",)),
+            CoversInputKeys("series_id", "bls_observation"),
+            InRange("year", 1900, 2100),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="series_population",
+        kind="reports",
+        description="PRS30006032 Q01 of pr.data.0.Current, every year, with that year's US population (or null).",
+        inputs=(
+            staging("bls_observation", select=_current_pr, selection=CURRENT_PR),
+            staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION),
+        ),
+        build=lambda i, _prev: d.series_population(i["bls_observation"], i["population"], "PRS30006032", "Q01"),
+        schema=d.SERIES_POPULATION_SCHEMA,
+        key=("year",),
+        checks=(
+            NotNull(("series_id", "year", "period", "value")),
+            UniqueKey(("year",)),
+            AcceptedValues("series_id", ("PRS30006032",)),
+            AcceptedValues("period", ("Q01",)),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="bls_population_correlation",
+        kind="reports",
+        description="Pearson correlation of each series' annual value with US population over their common years.",
+        inputs=(
+            mart("agg_bls_series_yearly"),
+            staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION),
+        ),
+        build=lambda i, _prev: d.bls_population_correlation(i["agg_bls_series_yearly"], i["population"]),
+        schema=d.CORRELATION_SCHEMA,
+        key=("series_id",),
+        checks=(
+            NotNull(("series_id", "n_years")),
+            UniqueKey(("series_id",)),
+            InRange("pearson_r", -1.0, 1.0),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="fact_catalunya_services",
+        kind="facts",
+        description="Social-service register entries and capacity per dataset, comarca, municipality and year.",
+        inputs=(staging("socrata_*"),),
+        build=d.fact_catalunya_services,
+        schema=d.FACT_CATALUNYA_SCHEMA,
+        key=("dataset_id", "comarca_key", "municipality_key", "snapshot_year"),
+        checks=(
+            NotNull(("dataset_id", "snapshot_year", "services")),
+            UniqueKey(("dataset_id", "comarca_key", "municipality_key", "snapshot_year")),
+            InRange("services", 1, None),
+            RowCountDelta(max_drop=0.5),
+        ),
+        incremental=True,
+    ),
+    MartSpec(
+        name="dim_territory",
+        kind="dimensions",
+        description="Comarques and municipalities of Catalunya seen in the Socrata registers.",
+        inputs=(staging("socrata_*"),),
+        build=lambda i, _prev: d.dim_territory(i),
+        schema=d.DIM_TERRITORY_SCHEMA,
+        key=("territory_key",),
+        checks=(
+            NotNull(("territory_key", "level", "comarca_key")),
+            UniqueKey(("territory_key",)),
+            AcceptedValues("level", ("comarca", "municipality")),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
+        name="agg_catalunya_comarca_yearly",
+        kind="aggregates",
+        description="Services, municipalities served and capacity per dataset, comarca and snapshot year.",
+        inputs=(mart("fact_catalunya_services"),),
+        build=lambda i, _prev: d.agg_catalunya_comarca_yearly(i["fact_catalunya_services"]),
+        schema=d.AGG_COMARCA_SCHEMA,
+        key=("dataset_id", "comarca_key", "snapshot_year"),
+        checks=(
+            NotNull(("dataset_id", "snapshot_year", "services", "municipalities")),
+            UniqueKey(("dataset_id", "comarca_key", "snapshot_year")),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+)
+
+REPORTS = ("population_stats", "bls_best_year", "series_population", "bls_population_correlation")
+
+
+class RegistryError(ValueError):
+    """The registry is inconsistent (an unknown input mart, a cycle, a duplicate name)."""
+
+
+def by_name(marts: Iterable[MartSpec] = MARTS) -> dict[str, MartSpec]:
+    return {m.name: m for m in marts}
+
+
+def in_build_order(marts: Iterable[MartSpec] = MARTS) -> list[MartSpec]:
+    """The marts ordered so every mart comes after the marts it reads (declaration order otherwise).
+
+    Raises
+    ------
+    RegistryError
+        On a duplicate name, an input naming an unknown mart, or a cycle.
+    """
+    marts = list(marts)
+    specs = by_name(marts)
+    if len(specs) != len(marts):
+        raise RegistryError("duplicate mart names in the registry")
+    ordered: list[MartSpec] = []
+    state: dict[str, str] = {}
+
+    def visit(spec: MartSpec, path: tuple[str, ...]) -> None:
+        if state.get(spec.name) == "done":
+            return
+        if state.get(spec.name) == "visiting":
+            raise RegistryError(f"cycle in the registry: {' -> '.join((*path, spec.name))}")
+        state[spec.name] = "visiting"
+        for source in spec.inputs:
+            if source.layer == "mart":
+                if source.name not in specs:
+                    raise RegistryError(f"{spec.name} reads unknown mart {source.name}")
+                visit(specs[source.name], (*path, spec.name))
+        state[spec.name] = "done"
+        ordered.append(spec)
+
+    for spec in marts:
+        visit(spec, ())
+    return ordered
+
+
+def downstream_of(name: str, marts: Iterable[MartSpec] = MARTS) -> set[str]:
+    """Every mart that reads ``name`` (a mart), directly or through other marts."""
+    marts = list(marts)
+    found: set[str] = set()
+    frontier = {name}
+    while frontier:
+        nxt = {m.name for m in marts for i in m.inputs if i.layer == "mart" and i.name in frontier} - found
+        found |= nxt
+        frontier = nxt
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Glue / Athena: the column types the catalog declares for each mart (template.yaml is checked against these)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def athena_type(data_type: pa.DataType) -> str:
+    """The Hive/Athena type that reads an Arrow type as written to Parquet."""
+    simple = {
+        pa.string(): "string",
+        pa.int32(): "int",
+        pa.int64(): "bigint",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+    }
+    if data_type in simple:
+        return simple[data_type]
+    raise TypeError(f"no Athena type for {data_type}")
+
+
+def glue_columns(spec: MartSpec) -> list[dict[str, str]]:
+    return [{"Name": f.name, "Type": athena_type(f.type)} for f in spec.schema]
