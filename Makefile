@@ -65,6 +65,9 @@ build: venv samvenv ## sam build (python3.13)
 deploy: build ## sam deploy with the samconfig environment ENV (default dev)
 	$(SAM) deploy --config-env $(ENV)
 
+bench: venv build ## the performance bars as ratios against same-run baselines (bench/results.json)
+	$(PY) -m bench.run $(ARGS)
+
 chaos: venv ## the full fault-injection matrix
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 

@@ -1,0 +1,5 @@
+"""The cold-start floor of the data functions: the floor plus `import pyarrow.parquet` (DESIGN section 9)."""
+
+import pyarrow.parquet  # noqa: F401
+
+import bench.floor_module  # noqa: F401

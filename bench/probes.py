@@ -1,0 +1,122 @@
+"""Measurements that must each run in a fresh process: `python -m bench.probes <probe> [args...]`.
+
+Each probe prints one JSON object: the seconds its work took, the process's peak RSS in MB, and its own figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT / "shared", *sorted((ROOT / "services").iterdir()), ROOT):
+    sys.path.insert(0, str(path))
+
+BATCH_BYTES = 8 << 20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def floor_tsv(source: str, target: str) -> dict[str, Any]:
+    """Bare pyarrow: streaming CSV reader (tab-delimited) into a ParquetWriter, no cleaning at all."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows = 0
+    reader = pacsv.open_csv(
+        source, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), parse_options=pacsv.ParseOptions(delimiter="\t")
+    )
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return {"rows": rows}
+
+
+def floor_ndjson(source: str, target: str) -> dict[str, Any]:
+    """Bare pyarrow: streaming newline-delimited JSON reader into a ParquetWriter."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    from bench.gen_socrata import VIEWS
+
+    fields = [pa.field(c["fieldName"], pa.string()) for c in VIEWS["columns"] if c["dataTypeName"] != "point"]
+    fields.append(pa.field("localitzacio", pa.struct([("type", pa.string()), ("coordinates", pa.list_(pa.float64()))])))
+    options = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
+    rows = 0
+    reader = pajson.open_json(source, read_options=pajson.ReadOptions(block_size=BATCH_BYTES), parse_options=options)
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return {"rows": rows}
+
+
+def pandas_tsv(source: str, target: str) -> dict[str, Any]:
+    """The naive baseline: read_csv into a DataFrame, then to_parquet."""
+    import pandas as pd
+
+    frame = pd.read_csv(source, sep="\t")
+    frame.to_parquet(target)
+    return {"rows": len(frame)}
+
+
+def pandas_json(source: str, target: str) -> dict[str, Any]:
+    """The naive baseline: json.load, a DataFrame, then to_parquet."""
+    import pandas as pd
+
+    with open(source, encoding="utf-8") as fh:
+        records = json.load(fh)
+    frame = pd.DataFrame(records)
+    frame.to_parquet(target)
+    return {"rows": len(frame)}
+
+
+def staging(kind: str, source: str, target_dir: str) -> dict[str, Any]:
+    """The transformer's own staging path, the code Lambda runs (see transformer.bench_entry)."""
+    from transformer.bench_entry import stage_file
+
+    return stage_file(kind, Path(source), Path(target_dir))
+
+
+def import_module(module: str) -> dict[str, Any]:
+    """Time one cold import of a module (a handler, or the floor) in this fresh process."""
+    import importlib
+
+    from tests.env import TEST_ENV
+
+    os.environ.update(TEST_ENV)
+    started = time.perf_counter()
+    importlib.import_module(module)
+    return {"import_s": time.perf_counter() - started}
+
+
+PROBES = {
+    "floor_tsv": floor_tsv,
+    "floor_ndjson": floor_ndjson,
+    "pandas_tsv": pandas_tsv,
+    "pandas_json": pandas_json,
+    "staging": staging,
+    "import": import_module,
+}
+
+
+def main(argv: list[str]) -> None:
+    name, *args = argv
+    started = time.perf_counter()
+    result = PROBES[name](*args)
+    result.setdefault("seconds", time.perf_counter() - started)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,271 @@
+"""`make bench`: measure DESIGN section 9's bars as ratios against baselines measured in the same run.
+
+Prints a markdown table and writes bench/results.json. Every timing is a median over repetitions, each in a
+fresh process where memory or cold start matters. Figures that depend on the machine's load are marked noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+RESULTS = ROOT / "bench" / "results.json"
+PR_CURRENT = ROOT / "data" / "replay" / "bls_bulk" / "pr" / "pr.data.0.Current"
+HANDLERS = {
+    "scheduler": "scheduler.handler",
+    "extractor": "extractor.handler",
+    "transformer": "transformer.handler",
+    "modeler": "modeler.handler",
+    "notifier": "notifier.handler",
+}
+LAMBDA_UNZIPPED_LIMIT_MB = 250
+
+
+def probe(*args: str) -> dict[str, Any]:
+    """Run one probe in a fresh interpreter and return its JSON result."""
+    out = subprocess.run([PY, "-m", "bench.probes", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"probe {args[0]} failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_probe(repeat: int, *args: str) -> dict[str, Any]:
+    runs = [probe(*args) for _ in range(repeat)]
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+        "rows": runs[0].get("rows"),
+        "runs_s": [round(r["seconds"], 3) for r in runs],
+    }
+
+
+# -- staging throughput ------------------------------------------------------------------------------------------
+def staging_case(
+    kind: str, source: Path, floor_source: Path, floor: str, naive: str, repeat: int, work: Path
+) -> dict[str, Any]:
+    """Staging vs a bare pyarrow read->write and vs naive pandas, on the same rows, each in fresh processes."""
+    out: dict[str, Any] = {"input_mb": round(source.stat().st_size / 2**20, 1)}
+    target = work / f"{kind}-out"
+    try:
+        staged = median_probe(repeat, "staging", kind, str(source), str(target))
+    except RuntimeError as exc:
+        staged = None
+        out["staging_error"] = str(exc)[-300:]
+    floor_result = median_probe(repeat, floor, str(floor_source), str(work / f"{kind}-floor.parquet"))
+    naive_result = median_probe(max(1, repeat // 2), naive, str(source), str(work / f"{kind}-pandas.parquet"))
+    out.update(
+        {
+            "rows": floor_result["rows"],
+            "pyarrow_floor_s": round(floor_result["seconds"], 3),
+            "naive_pandas_s": round(naive_result["seconds"], 3),
+            "peak_rss_mb": {"pyarrow_floor": floor_result["peak_rss_mb"], "naive_pandas": naive_result["peak_rss_mb"]},
+        }
+    )
+    if staged is not None:
+        out["staging_s"] = round(staged["seconds"], 3)
+        out["staging_rows"] = staged["rows"]
+        out["peak_rss_mb"]["staging"] = staged["peak_rss_mb"]
+        out["floor_over_staging"] = round(floor_result["seconds"] / staged["seconds"], 3)
+        out["pandas_over_staging"] = round(naive_result["seconds"] / staged["seconds"], 3)
+    return out
+
+
+def bench_staging(repeat: int, rows: int, work: Path) -> dict[str, Any]:
+    from bench.gen_socrata import generate
+
+    results = {
+        "pr_data_0_current": staging_case("bls_bulk", PR_CURRENT, PR_CURRENT, "floor_tsv", "pandas_tsv", repeat, work)
+    }
+    socrata = work / "socrata_1m.json"
+    ndjson = work / "socrata_1m.ndjson"
+    generate(socrata, rows, ndjson_path=ndjson)
+    results["socrata_1m"] = staging_case("socrata", socrata, ndjson, "floor_ndjson", "pandas_json", repeat, work)
+    results["socrata_1m"]["generated_rows"] = rows
+    return results
+
+
+# -- cold start --------------------------------------------------------------------------------------------------
+def bench_cold_import(repeat: int) -> dict[str, Any]:
+    def median_import(module: str) -> float:
+        return statistics.median(probe("import", module)["import_s"] for _ in range(repeat))
+
+    floor = median_import("bench.floor_module")
+    floor_arrow = median_import("bench.floor_module_arrow")
+    out: dict[str, Any] = {"repeat": repeat, "floor_s": round(floor, 4), "floor_plus_pyarrow_s": round(floor_arrow, 4)}
+    for name, module in HANDLERS.items():
+        try:
+            seconds = median_import(module)
+        except RuntimeError as exc:
+            out[name] = {"error": str(exc)[-200:]}
+            continue
+        entry = {"import_s": round(seconds, 4), "ratio_to_floor": round(seconds / floor, 3)}
+        if name in {"transformer", "modeler"}:
+            entry["ratio_to_floor_plus_pyarrow"] = round(seconds / floor_arrow, 3)
+        out[name] = entry
+    return out
+
+
+# -- package size ------------------------------------------------------------------------------------------------
+def _dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def _installed_mb(*distributions: str) -> float:
+    """Unzipped size of installed distributions (the managed layers ship these same packages)."""
+    from importlib.metadata import distribution
+
+    total = 0
+    for name in distributions:
+        dist = distribution(name)
+        for file in dist.files or []:
+            located = Path(dist.locate_file(file))
+            if located.is_file():
+                total += located.stat().st_size
+    return total / 2**20
+
+
+def bench_package(build_dir: Path) -> dict[str, Any]:
+    if not build_dir.exists():
+        return {"error": f"{build_dir} does not exist: run `make build` first"}
+    shared = _dir_mb(build_dir / "SharedLayer")
+    powertools = _installed_mb(
+        "aws-lambda-powertools",
+        "pydantic",
+        "pydantic-core",
+        "aws-xray-sdk",
+        "wrapt",
+        "jmespath",
+        "typing-extensions",
+        "annotated-types",
+        "typing-inspection",
+    )
+    pandas_layer = _installed_mb("pandas", "pyarrow", "numpy", "python-dateutil", "pytz", "tzdata", "six")
+    out: dict[str, Any] = {
+        "limit_mb": LAMBDA_UNZIPPED_LIMIT_MB,
+        "layers_mb": {
+            "shared": round(shared, 2),
+            "powertools_approx": round(powertools, 1),
+            "aws_sdk_pandas_approx": round(pandas_layer, 1),
+        },
+    }
+    for fn in ("SchedulerFunction", "ExtractorFunction", "TransformerFunction", "ModelerFunction", "NotifierFunction"):
+        own = _dir_mb(build_dir / fn)
+        total = own + shared + powertools + (pandas_layer if fn in {"TransformerFunction", "ModelerFunction"} else 0)
+        out[fn] = {
+            "function_mb": round(own, 2),
+            "with_layers_mb": round(total, 1),
+            "fits": total < LAMBDA_UNZIPPED_LIMIT_MB,
+        }
+    return out
+
+
+# -- local runs --------------------------------------------------------------------------------------------------
+def local_run(lake: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    out = subprocess.run(
+        [PY, "-m", "localrun", "--lake-dir", str(lake)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"local run failed: {out.stderr[-2000:]}")
+    runs = sorted((lake / "_local" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    record = json.loads(runs[-1].read_text())
+    record["wall_s"] = round(seconds, 2)
+    return record
+
+
+def _staging_state(lake: Path) -> dict[str, float]:
+    root = lake / "staging"
+    return (
+        {p.relative_to(lake).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+        if (root.exists())
+        else {}
+    )
+
+
+def bench_local_runs(work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    lake = work / "lake"
+    first = local_run(lake)
+    before = _staging_state(lake)
+    second = local_run(lake)
+    after = _staging_state(lake)
+    staging_writes = sum(1 for k, v in after.items() if before.get(k) != v) + len(set(before) - set(after))
+    stages = {name: round(s["seconds"], 2) for name, s in first["stages"].items()}
+    e2e = {"first_run_s": first["wall_s"], "stages_s": stages, "run_id": first["run_id"]}
+    transform_messages = second["stages"].get("TransformerFunction", {}).get("received", 0)
+    rerun = {
+        "staging_writes": staging_writes,
+        "transform_messages": transform_messages,
+        "second_run_s": second["wall_s"],
+        "goal": 0,
+    }
+    return e2e, rerun
+
+
+# -- BLS API calls -----------------------------------------------------------------------------------------------
+def bench_api_calls() -> dict[str, Any]:
+    from bench.api_calls import count_api_calls
+
+    return {
+        "bls_api_calls_68_with_key": count_api_calls(68, with_key=True),
+        "bls_api_calls_68_without_key": count_api_calls(68, with_key=False),
+    }
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def guarded(name: str, fn: Callable[[], Any], errors: dict[str, str]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - a failed section is reported, never faked
+        errors[name] = f"{type(exc).__name__}: {exc}"[-500:]
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each staging measurement")
+    parser.add_argument("--import-repeat", type=int, default=7, help="fresh processes per cold-import median")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated Socrata dataset")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="odp-bench-"))
+    errors: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    try:
+        api = guarded("bls_api_calls", bench_api_calls, errors) or {}
+        results.update(api)
+        results["staging"] = guarded("staging", lambda: bench_staging(args.repeat, args.rows, work), errors)
+        results["cold_import"] = guarded("cold_import", lambda: bench_cold_import(args.import_repeat), errors)
+        results["package_mb"] = guarded("package_mb", lambda: bench_package(args.build_dir), errors)
+        local = guarded("local_runs", lambda: bench_local_runs(work), errors)
+        if local:
+            results["local_e2e_s"], results["rerun_unchanged"] = local
+        results["noisy"] = [
+            "staging.*_s and cold_import.* depend on the machine's load (medians reported)",
+            "local_e2e_s is a single run",
+        ]
+        results["errors"] = errors
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    from bench.table import render
+
+    print(render(results))
+    print(f"\nwritten: {RESULTS.relative_to(ROOT)}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Render bench results as a markdown table, each figure beside its bar."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def _row(rows: list[tuple[str, str, str, str]], name: str, value: Any, bar: str, met: bool | None) -> None:
+    verdict = "n/a" if met is None else ("met" if met else "NOT MET")
+    rows.append((name, _fmt(value), bar, verdict))
+
+
+def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block per section of the bars
+    rows: list[tuple[str, str, str, str]] = []
+    for key, n, per_call in (("bls_api_calls_68_with_key", 68, 50), ("bls_api_calls_68_without_key", 68, 25)):
+        value = results.get(key)
+        _row(
+            rows,
+            key,
+            value,
+            f"= ceil({n}/{per_call}) = {math.ceil(n / per_call)}",
+            None if value is None else value == math.ceil(n / per_call),
+        )
+    for case, data in (results.get("staging") or {}).items():
+        _row(rows, f"{case}: rows", data.get("rows"), "", None)
+        _row(rows, f"{case}: staging_s", data.get("staging_s"), "", None)
+        _row(rows, f"{case}: pyarrow_floor_s", data.get("pyarrow_floor_s"), "", None)
+        _row(rows, f"{case}: naive_pandas_s", data.get("naive_pandas_s"), "", None)
+        ratio = data.get("floor_over_staging")
+        _row(rows, f"{case}: floor_over_staging", ratio, ">= 0.7", None if ratio is None else ratio >= 0.7)
+        _row(rows, f"{case}: pandas_over_staging", data.get("pandas_over_staging"), "(> 1: faster than pandas)", None)
+        for who, mb in (data.get("peak_rss_mb") or {}).items():
+            _row(
+                rows,
+                f"{case}: peak_rss_mb {who}",
+                mb,
+                "< 512" if who == "staging" else "",
+                mb < 512 if who == "staging" else None,
+            )
+        if "staging_error" in data:
+            _row(rows, f"{case}: staging", "error", data["staging_error"][:80], False)
+    cold = results.get("cold_import") or {}
+    if cold:
+        _row(rows, "cold_import floor_s", cold.get("floor_s"), "boto3 + Logger/Metrics/Tracer", None)
+        _row(rows, "cold_import floor+pyarrow_s", cold.get("floor_plus_pyarrow_s"), "+ import pyarrow.parquet", None)
+        for name in ("scheduler", "extractor", "notifier", "transformer", "modeler"):
+            entry = cold.get(name) or {}
+            if "error" in entry:
+                _row(rows, f"cold_import {name}", "error", entry["error"][:80], False)
+                continue
+            key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
+            ratio = entry.get(key)
+            _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
+    package = results.get("package_mb") or {}
+    for fn, entry in package.items():
+        if isinstance(entry, dict) and "with_layers_mb" in entry:
+            _row(rows, f"package_mb {fn} (+layers)", entry["with_layers_mb"], "< 250", entry["fits"])
+    rerun = results.get("rerun_unchanged") or {}
+    if rerun:
+        _row(rows, "rerun_unchanged staging_writes", rerun.get("staging_writes"), "0", rerun.get("staging_writes") == 0)
+        _row(
+            rows,
+            "rerun_unchanged transform_messages",
+            rerun.get("transform_messages"),
+            "0",
+            rerun.get("transform_messages") == 0,
+        )
+    e2e = results.get("local_e2e_s") or {}
+    if e2e:
+        _row(rows, "local_e2e_s (first run)", e2e.get("first_run_s"), "well under 60", e2e.get("first_run_s", 99) < 60)
+        for stage, seconds in (e2e.get("stages_s") or {}).items():
+            _row(rows, f"  stage {stage}", seconds, "", None)
+    for section, error in (results.get("errors") or {}).items():
+        _row(rows, f"ERROR {section}", "", error[:100], False)
+    width = [max(len(r[i]) for r in [("figure", "value", "bar", "verdict"), *rows]) for i in range(4)]
+    lines = [
+        "| " + " | ".join(h.ljust(width[i]) for i, h in enumerate(("figure", "value", "bar", "verdict"))) + " |",
+        "|" + "|".join("-" * (w + 2) for w in width) + "|",
+    ]
+    lines += ["| " + " | ".join(c.ljust(width[i]) for i, c in enumerate(r)) + " |" for r in rows]
+    return "\n".join(lines)
