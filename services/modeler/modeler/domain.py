@@ -152,6 +152,46 @@ def preferred_population(population: pa.Table) -> pa.Table:
     return latest_rows(selected, ["geography_id", "year"])
 
 
+POPULATION_YEARLY_SCHEMA = pa.schema(
+    [
+        ("geography_id", pa.string()),
+        ("geography", pa.string()),
+        ("vintage", pa.string()),
+        ("year", pa.int32()),
+        ("population", pa.int64()),
+        ("is_preferred_vintage", pa.bool_()),
+    ]
+)
+
+
+def population_yearly(population: pa.Table) -> pa.Table:
+    """US population per year for every staged vintage, flagging the vintage the reports use.
+
+    Raises
+    ------
+    NoInputRows
+        When no US population is staged.
+    """
+    nation = population.filter(pc.fill_null(pc.equal(_strings(population, "geography_id"), NATION_GEOGRAPHY_ID), False))
+    if nation.num_rows == 0:
+        raise NoInputRows("no US population staged")
+    latest = latest_rows(nation, ["geography_id", "vintage", "year"])
+    preferred = preferred_population(population)
+    chosen = preferred["vintage"][0].as_py() if preferred.num_rows else None
+    vintage = _strings(latest, "vintage")
+    return pa.table(
+        {
+            "geography_id": _strings(latest, "geography_id"),
+            "geography": _strings(latest, "geography"),
+            "vintage": vintage,
+            "year": pc.cast(latest["year"], pa.int32()),
+            "population": pc.cast(latest["population"], pa.int64()),
+            "is_preferred_vintage": pc.fill_null(pc.equal(vintage, chosen), False),
+        },
+        schema=POPULATION_YEARLY_SCHEMA,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Reports
 # ----------------------------------------------------------------------------------------------------------------
@@ -363,7 +403,7 @@ def bls_population_correlation(yearly: pa.Table, population: pa.Table) -> pa.Tab
         if len(points) >= MIN_CORRELATION_YEARS:
             xs, ys = [p[1] for p in points], [float(p[2]) for p in points]
             try:
-                r = statistics.correlation(xs, ys)
+                r = max(-1.0, min(1.0, statistics.correlation(xs, ys)))  # bounded; no ulp beyond +-1
             except statistics.StatisticsError:  # a constant input: the correlation is undefined
                 r = None
         rows.append(

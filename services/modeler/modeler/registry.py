@@ -179,6 +179,21 @@ MARTS: tuple[MartSpec, ...] = (
         ),
     ),
     MartSpec(
+        name="agg_population_yearly",
+        kind="aggregates",
+        description="US population per year for every staged vintage; is_preferred_vintage marks the reports' one.",
+        inputs=(staging("population"),),
+        build=lambda i, _prev: d.population_yearly(i["population"]),
+        schema=d.POPULATION_YEARLY_SCHEMA,
+        key=("geography_id", "vintage", "year"),
+        checks=(
+            NotNull(("geography_id", "vintage", "year", "population", "is_preferred_vintage")),
+            UniqueKey(("geography_id", "vintage", "year")),
+            InRange("population", 1, None),
+            RowCountDelta(max_drop=0.5),
+        ),
+    ),
+    MartSpec(
         name="population_stats",
         kind="reports",
         description="Mean, population (ddof=0) and sample (ddof=1) std of annual US population 2013-2018.",
