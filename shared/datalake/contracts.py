@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -66,7 +67,8 @@ def utc_now() -> datetime:
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # defer_build: a model's validator is built on first use, so a function pays only for the contracts it uses.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, defer_build=True)
 
 
 class ExtractParams(_Contract):
@@ -250,7 +252,11 @@ PipelineEvent = Annotated[
     RunStarted | DatasetExtracted | DatasetUnchanged | DatasetStaged | DatasetQuarantined | MartsBuilt | StageFailed,
     Field(discriminator="event_type"),
 ]
-PIPELINE_EVENT = TypeAdapter(PipelineEvent)
+
+
+@cache
+def _pipeline_event_adapter() -> TypeAdapter[PipelineEvent]:
+    return TypeAdapter(PipelineEvent)
 
 
 def parse_pipeline_event(data: str | bytes | dict[str, Any]) -> PipelineEvent:
@@ -261,9 +267,10 @@ def parse_pipeline_event(data: str | bytes | dict[str, Any]) -> PipelineEvent:
     pydantic.ValidationError
         When the payload is not a known event type or misses a required field.
     """
+    adapter = _pipeline_event_adapter()
     if isinstance(data, str | bytes):
-        return PIPELINE_EVENT.validate_json(data)
-    return PIPELINE_EVENT.validate_python(data)
+        return adapter.validate_json(data)
+    return adapter.validate_python(data)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -15,6 +14,7 @@ from datalake.catalog import CatalogError, load_catalog
 from datalake.contracts import RunStarted, ScheduleRequest
 from datalake.events import publish_event
 from datalake.observability import logger, metrics, tracer
+from datalake.records import EventBridgeModel
 from datalake.settings import SchedulerSettings, settings_for
 from scheduler.adapters import send_batch
 from scheduler.domain import chunks, plan_run
