@@ -1,0 +1,223 @@
+"""BLS Public API v2 connector: one SQS batch's series coalesced into as few POSTs as the limits allow.
+
+The handler calls ``prefetch`` with every BLS request of the batch before the records are processed; each
+record then takes its own series from the answers (``fetched_for``), so messages, retries and DLQ entries stay
+one per series while the API sees ceil(N/50) queries (ceil(N/25) without a key) per year window.
+
+A query that fails (HTTP errors after the retries, a non-JSON body, ``REQUEST_NOT_PROCESSED``) fails exactly the
+series it carried, when their records are processed. A record whose series was not prefetched (for instance a
+redelivery that was in progress elsewhere during the prefetch) is fetched on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from datalake.contracts import ExtractRequest
+from datalake.observability import redact
+from extractor.domain import (
+    STATUS_INVALID_PARAMETERS,
+    STATUS_NOT_PROCESSED,
+    STATUS_SUCCEEDED,
+    BlsLimits,
+    BlsQuery,
+    BlsResponse,
+    SeriesWant,
+    bls_limits,
+    merge_series,
+    messages_about,
+    parse_bls_response,
+    plan_bls_queries,
+    requested_years,
+    series_content_sha256,
+    series_document,
+    series_does_not_exist,
+    year_windows,
+)
+from extractor.errors import Deferred, ExtractionError, InvalidRequest, SeriesNotFound, SourceUnavailable
+from extractor.http import HttpClient, redacted_url
+from extractor.landing import Fetched, FetchedPart
+from extractor.telemetry import telemetry
+
+logger = Logger(child=True)
+
+
+@dataclass
+class _WindowAnswer:
+    series: dict[str, Any] | None = None
+    messages: list[str] = field(default_factory=list)
+    response_time: int | None = None
+    error: ExtractionError | None = None
+
+
+class BlsApiFetcher:
+    """Coalesced BLS API queries for one invocation.
+
+    Parameters
+    ----------
+    http: the HTTP client (session with retries).
+    url: the API endpoint (settings.bls_api_url).
+    api_key: the registration key, or None for keyless limits.
+    today: the date that ends default windows.
+    window_years: the default window (settings.daily_window_years).
+    """
+
+    def __init__(self, http: HttpClient, url: str, api_key: str | None, today: date, window_years: int) -> None:
+        self.http = http
+        self.url = url
+        self.api_key = api_key
+        self.today = today
+        self.window_years = window_years
+        self.limits: BlsLimits = bls_limits(api_key is not None)
+        self.queries_sent = 0
+        self._answers: dict[tuple[SeriesWant, int, int], _WindowAnswer] = {}
+
+    def want(self, request: ExtractRequest) -> SeriesWant:
+        """The series and years a request asks for. The catalog option needs a key (it is a v2 feature).
+
+        Raises
+        ------
+        InvalidRequest
+            When its year range is impossible.
+        """
+        start, end = requested_years(request.params, self.today, self.window_years)
+        return SeriesWant(request.dataset, start, end, catalog=request.params.catalog and self.api_key is not None)
+
+    def _windows(self, want: SeriesWant) -> list[tuple[int, int]]:
+        return year_windows(want.start_year, want.end_year, self.limits.years_per_query)
+
+    def _is_fetched(self, want: SeriesWant) -> bool:
+        return all((want, lo, hi) in self._answers for lo, hi in self._windows(want))
+
+    def prefetch(self, requests: Iterable[ExtractRequest]) -> int:
+        """Query the API for every series of the batch at once; returns the number of POSTs sent."""
+        wants = []
+        for request in requests:
+            try:
+                wants.append(self.want(request))
+            except InvalidRequest:
+                continue  # its record fails with the reason when it is processed
+        pending = [w for w in wants if not self._is_fetched(w)]
+        queries = plan_bls_queries(pending, self.limits)
+        for query in queries:
+            self._run(query)
+        if queries:
+            logger.info(
+                "BLS API batch fetched",
+                extra={
+                    "series": len({w.series_id for w in pending}),
+                    "queries": len(queries),
+                    "limits": f"{self.limits.series_per_query} series / {self.limits.years_per_query} years",
+                },
+            )
+        return len(queries)
+
+    def _run(self, query: BlsQuery) -> None:
+        """Send one query and file its answer under every (series, window) it carried."""
+        payload = query.payload()
+        if self.api_key:
+            payload["registrationkey"] = self.api_key
+        self.queries_sent += 1
+        telemetry.count("ApiCalls", source="bls_api")
+        try:
+            download = self.http.fetch("POST", self.url, json_body=payload)
+            try:
+                if download.retries:
+                    telemetry.count("HttpRetries", download.retries, source="bls_api")
+                if not download.ok:
+                    raise SourceUnavailable(f"BLS API answered HTTP {download.status} after retries")
+                response = parse_bls_response(download.read())
+            finally:
+                download.close()
+            answers = self._split(query, response)
+        except ExtractionError as exc:
+            logger.warning(
+                "BLS API query failed",
+                extra={
+                    "series": len(query.series_ids),
+                    "years": f"{query.start_year}-{query.end_year}",
+                    "error": str(exc),
+                },
+            )
+            answers = {sid: _WindowAnswer(error=exc) for sid in query.series_ids}
+        for want in query.wants():
+            self._answers[(want, query.start_year, query.end_year)] = answers[want.series_id]
+
+    @staticmethod
+    def _split(query: BlsQuery, response: BlsResponse) -> dict[str, _WindowAnswer]:
+        """Each series' share of one answer. Messages are scrubbed: BLS echoes a rejected key in them."""
+        messages = [redact(m) for m in response.messages]
+        summary = "; ".join(messages) or response.status
+        error: ExtractionError | None = None
+        if response.status == STATUS_NOT_PROCESSED:
+            error = Deferred(f"BLS did not process the query: {summary}")
+        elif response.status == STATUS_INVALID_PARAMETERS:
+            error = InvalidRequest(f"BLS refused the query as invalid: {summary}")
+        elif response.status != STATUS_SUCCEEDED:
+            error = SourceUnavailable(f"BLS answered {response.status}: {summary}")
+        if error is not None:
+            return {sid: _WindowAnswer(error=error, messages=messages) for sid in query.series_ids}
+        answers = {}
+        for sid in query.series_ids:
+            about = messages_about(sid, messages)
+            missing = series_does_not_exist(sid, about)
+            if missing:
+                answers[sid] = _WindowAnswer(error=SeriesNotFound(missing), messages=about)
+            elif sid not in response.series:
+                answers[sid] = _WindowAnswer(
+                    error=SourceUnavailable(f"BLS answered without series {sid} and without saying why"),
+                    messages=about,
+                )
+            else:
+                answers[sid] = _WindowAnswer(
+                    series=response.series[sid], messages=about, response_time=response.response_time
+                )
+        return answers
+
+    def fetched_for(self, request: ExtractRequest) -> Fetched:
+        """The landing of one series, from the batch's answers (fetched alone if it was not prefetched).
+
+        Raises
+        ------
+        SeriesNotFound
+            When BLS says the series does not exist (permanent).
+        Deferred
+            When BLS did not process the query (daily threshold).
+        InvalidRequest, SourceUnavailable, BadPayload, TimeBudgetExceeded
+            As the query that carried the series failed.
+        """
+        want = self.want(request)
+        if not self._is_fetched(want):
+            self.prefetch([request])
+        answers = [self._answers[(want, lo, hi)] for lo, hi in self._windows(want)]
+        for kind in (SeriesNotFound, Deferred, InvalidRequest):
+            for answer in answers:
+                if isinstance(answer.error, kind):
+                    raise answer.error
+        for answer in answers:
+            if answer.error is not None:
+                raise answer.error
+        series = merge_series([a.series for a in answers if a.series is not None])
+        warnings = list(dict.fromkeys(m for a in answers for m in a.messages))
+        if request.params.catalog and self.api_key is None:
+            warnings.append("catalog information needs a BLS API key (v2); fetched without it")
+        response_times = [a.response_time for a in answers if a.response_time is not None]
+        body = series_document(series, STATUS_SUCCEEDED, sum(response_times) if response_times else None, warnings)
+        source_url = (
+            f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}&endyear={want.end_year}"
+        )
+        records = len(series.get("data") or [])
+        if warnings:
+            logger.info("BLS warnings", extra={"series_id": want.series_id, "warnings": warnings[:20]})
+        return Fetched(
+            request=request,
+            source_url=source_url,
+            content_sha256=series_content_sha256(series),
+            parts=[FetchedPart.of_bytes(body, "data", records, source_url)],
+            warnings=warnings,
+        )

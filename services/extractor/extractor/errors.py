@@ -1,0 +1,57 @@
+"""What can go wrong in an extraction, sorted by what must happen to the message.
+
+- ``PermanentFailure``: retrying cannot help (the series or dataset does not exist, the request is malformed).
+  The message goes to the ExtractDLQ with its reason and is reported done.
+- ``Deferred``: the source refused for now (BLS daily quota, ``REQUEST_NOT_PROCESSED``). The record fails and
+  comes back after a growing visibility timeout; it is never dropped.
+- ``TransientFailure``: the source or the network failed after the HTTP retries (5xx, 429, timeouts, resets,
+  a truncated or non-JSON body), or the time budget ran out. The record fails and SQS redelivers it.
+
+``reason_code`` is a low-cardinality metric dimension; the message is for people.
+"""
+
+from __future__ import annotations
+
+
+class ExtractionError(RuntimeError):
+    reason_code = "error"
+
+
+class PermanentFailure(ExtractionError):
+    reason_code = "permanent"
+
+
+class SeriesNotFound(PermanentFailure):
+    reason_code = "series_not_found"
+
+
+class DatasetNotFound(PermanentFailure):
+    reason_code = "dataset_not_found"
+
+
+class InvalidRequest(PermanentFailure):
+    reason_code = "invalid_request"
+
+
+class Deferred(ExtractionError):
+    reason_code = "quota"
+
+
+class TransientFailure(ExtractionError):
+    reason_code = "transient"
+
+
+class SourceUnavailable(TransientFailure):
+    reason_code = "source_unavailable"
+
+
+class BadPayload(TransientFailure):
+    reason_code = "bad_payload"
+
+
+class TimeBudgetExceeded(TransientFailure):
+    reason_code = "time_budget"
+
+
+class PayloadTooLarge(PermanentFailure):
+    reason_code = "payload_too_large"

@@ -1,0 +1,288 @@
+"""Landing adapter: change detection against the state table, raw objects, the manifest (last), state, events.
+
+Order of a landing, so the transformer never sees half of one and a retry converges:
+  1. compare the content hash with the dataset's last landing (state table) -> unchanged: write nothing;
+  2. write every part (raw bytes as received; metadata run-id, source-url, content-sha256, record-count);
+  3. write the manifest, which commits the landing (the S3 notification on ``*.manifest.json`` starts the
+     transform);
+  4. record the new hash in the state table, then publish ``dataset.extracted``.
+A failure before 4 leaves the old hash in place, so the retry lands again, at the same deterministic keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from datalake.contracts import (
+    DatasetExtracted,
+    DatasetUnchanged,
+    ExtractRequest,
+    Manifest,
+    ManifestPart,
+)
+from datalake.events import publish_event
+from datalake.lake import LakeError, LakeStore, PutResult
+from datalake.layout import landing_key, landing_part_key, manifest_key
+from datalake.state import StateStore, dataset_pk
+from extractor.domain import sha256_hex
+from extractor.telemetry import telemetry
+
+if TYPE_CHECKING:
+    from extractor.http import Download
+
+logger = Logger(child=True)
+
+STATE_SK = "STATE"
+Role = Literal["data", "metadata", "mapping"]
+
+
+@dataclass
+class FetchedPart:
+    """One object to land: a spooled download, or bytes built by the connector (a BLS series document)."""
+
+    role: Role
+    sha256: str
+    size: int
+    records: int | None
+    source_url: str
+    body: bytes | None = None
+    download: Download | None = None
+    suffix: str = ".json"
+    content_type: str = "application/json"
+
+    @classmethod
+    def of_bytes(cls, body: bytes, role: Role, records: int | None, source_url: str) -> FetchedPart:
+        return cls(
+            role=role, sha256=sha256_hex(body), size=len(body), records=records, source_url=source_url, body=body
+        )
+
+    @classmethod
+    def of_download(cls, download: Download, role: Role, records: int | None, source_url: str) -> FetchedPart:
+        return cls(
+            role=role,
+            sha256=download.sha256,
+            size=download.size,
+            records=records,
+            source_url=source_url,
+            download=download,
+        )
+
+    def stream(self) -> IO[bytes] | bytes:
+        if self.download is not None:
+            return self.download.rewind()
+        return self.body or b""
+
+    def close(self) -> None:
+        if self.download is not None:
+            self.download.close()
+
+
+@dataclass
+class Fetched:
+    """What a connector fetched for one request, waiting for change detection."""
+
+    request: ExtractRequest
+    source_url: str
+    content_sha256: str
+    parts: list[FetchedPart]
+    warnings: list[str] = field(default_factory=list)
+    paged: bool = False  # True: parts under {run_ts}-{sha12}/part-NNNNN; False: one object {run_ts}-{sha12}.json
+
+    @property
+    def records(self) -> int:
+        return sum(p.records or 0 for p in self.parts if p.role == "data")
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
+def object_metadata(run_id: str, source_url: str, sha256: str, records: int | None) -> dict[str, str]:
+    return {
+        "run-id": run_id,
+        "source-url": source_url,
+        "content-sha256": sha256,
+        "record-count": "" if records is None else str(records),
+    }
+
+
+def put_object(
+    lake: LakeStore, key: str, body: IO[bytes] | bytes, metadata: dict[str, str], content_type: str
+) -> PutResult:
+    """PutObject from bytes or a (spooled) file, keeping the version id that pins what was written.
+
+    Raises
+    ------
+    LakeError
+        When S3 refuses or cannot be reached.
+    """
+    try:
+        response = lake.s3.put_object(
+            Bucket=lake.bucket, Key=key, Body=body, Metadata=metadata, ContentType=content_type
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise LakeError(f"cannot write s3://{lake.bucket}/{key}: {exc}") from exc
+    return PutResult(key=key, etag=response.get("ETag", "").strip('"'), version_id=response.get("VersionId"))
+
+
+class Lander:
+    def __init__(self, lake: LakeStore, state: StateStore, topic_arn: str, sns: Any | None = None) -> None:
+        self.lake = lake
+        self.state = state
+        self.topic_arn = topic_arn
+        self.sns = sns
+
+    # -- change detection -------------------------------------------------------------------------------------
+    def last_landing(self, request: ExtractRequest) -> dict[str, Any] | None:
+        return self.state.get(dataset_pk(request.source.value, request.dataset), STATE_SK)
+
+    def unchanged(self, request: ExtractRequest, content_sha256: str, counts: dict[str, int]) -> dict[str, Any]:
+        """Record that the source was checked and nothing changed; tell the pipeline (nothing downstream runs)."""
+        now = datetime.now(UTC)
+        self.state.update(
+            dataset_pk(request.source.value, request.dataset),
+            STATE_SK,
+            set_values={"last_checked_at": now.isoformat(), "last_run_id": request.run_id},
+        )
+        publish_event(
+            DatasetUnchanged(
+                run_id=request.run_id,
+                source=request.source,
+                dataset=request.dataset,
+                content_sha256=content_sha256,
+                counts=counts,
+            ),
+            self.topic_arn,
+            self.sns,
+        )
+        telemetry.count("DatasetsUnchanged", source=request.source.value)
+        logger.info("dataset unchanged", extra={"content_sha256": content_sha256, **counts})
+        return {
+            "outcome": "unchanged",
+            "source": request.source.value,
+            "dataset": request.dataset,
+            "content_sha256": content_sha256,
+        }
+
+    # -- landing ----------------------------------------------------------------------------------------------
+    def land(self, fetched: Fetched) -> dict[str, Any]:
+        """Land a fetch unless its content equals the last landing.
+
+        Returns
+        -------
+        The outcome: ``{"outcome": "extracted" | "unchanged", ...}``.
+
+        Raises
+        ------
+        LakeError, StateError, PublishError
+            When a write fails; nothing is recorded as landed, so the retry lands again.
+        """
+        request = fetched.request
+        previous = self.last_landing(request)
+        if previous is not None and previous.get("content_sha256") == fetched.content_sha256:
+            return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
+        moment = request.requested_at
+        parts: list[ManifestPart] = []
+        for index, part in enumerate(fetched.parts):
+            if fetched.paged:
+                key = landing_part_key(
+                    request.source, request.dataset, moment, fetched.content_sha256, index, part.suffix
+                )
+            else:
+                key = landing_key(request.source, request.dataset, moment, fetched.content_sha256, part.suffix)
+            written = put_object(
+                self.lake,
+                key,
+                part.stream(),
+                object_metadata(request.run_id, part.source_url, part.sha256, part.records),
+                part.content_type,
+            )
+            parts.append(
+                ManifestPart(
+                    key=key,
+                    sha256=part.sha256,
+                    bytes=part.size,
+                    records=part.records,
+                    version_id=written.version_id,
+                    role=part.role,
+                )
+            )
+        manifest = Manifest(
+            run_id=request.run_id,
+            source=request.source,
+            dataset=request.dataset,
+            trigger=request.trigger,
+            created_at=datetime.now(UTC),
+            source_url=fetched.source_url,
+            content_sha256=fetched.content_sha256,
+            parts=parts,
+            warnings=fetched.warnings,
+            params=request.params,
+        )
+        key = manifest_key(request.source, request.dataset, moment, fetched.content_sha256)
+        self.commit(manifest, key)
+        telemetry.count("BytesLanded", fetched.bytes, MetricUnit.Bytes, source=request.source.value)
+        telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
+        return self.record_landing(manifest, key, {"records": fetched.records, "parts": len(parts)})
+
+    def commit(self, manifest: Manifest, key: str) -> PutResult:
+        """Write the manifest: the last object of a landing."""
+        return put_object(
+            self.lake,
+            key,
+            manifest.model_dump_json(indent=1).encode(),
+            object_metadata(manifest.run_id, manifest.source_url, manifest.content_sha256, manifest.record_count),
+            "application/json",
+        )
+
+    def record_landing(self, manifest: Manifest, key: str, counts: dict[str, int]) -> dict[str, Any]:
+        """After the manifest: remember the hash (change detection) and announce the landing."""
+        now = datetime.now(UTC).isoformat()
+        self.state.update(
+            dataset_pk(manifest.source.value, manifest.dataset),
+            STATE_SK,
+            set_values={
+                "content_sha256": manifest.content_sha256,
+                "manifest_key": key,
+                "landed_at": now,
+                "last_checked_at": now,
+                "last_run_id": manifest.run_id,
+                "record_count": manifest.record_count,
+            },
+        )
+        publish_event(
+            DatasetExtracted(
+                run_id=manifest.run_id,
+                source=manifest.source,
+                dataset=manifest.dataset,
+                manifest_key=key,
+                warnings=manifest.warnings,
+                counts=counts,
+                keys=[p.key for p in manifest.parts],
+            ),
+            self.topic_arn,
+            self.sns,
+        )
+        telemetry.count("DatasetsExtracted", source=manifest.source.value)
+        logger.info(
+            "dataset landed",
+            extra={"manifest_key": key, "warnings": len(manifest.warnings), **counts},
+        )
+        return {
+            "outcome": "extracted",
+            "source": manifest.source.value,
+            "dataset": manifest.dataset,
+            "content_sha256": manifest.content_sha256,
+            "manifest_key": key,
+            "changes": [c.model_dump(mode="json") for c in manifest.changes] if manifest.changes else [],
+        }

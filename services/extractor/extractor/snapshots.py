@@ -1,0 +1,131 @@
+"""Snapshot sources: DataUSA population (one object) and Socrata datasets (paged, with their metadata).
+
+Both return a ``Fetched`` for the lander: raw bodies exactly as received, spooled, with their hashes.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urljoin
+
+from aws_lambda_powertools import Logger
+
+from datalake.contracts import ExtractRequest
+from extractor.domain import (
+    count_json_array,
+    datausa_params,
+    datausa_shape,
+    socrata_columns,
+    socrata_content_sha256,
+    socrata_page_params,
+)
+from extractor.errors import DatasetNotFound, PayloadTooLarge, SourceUnavailable
+from extractor.http import Download, HttpClient, redacted_url
+from extractor.landing import Fetched, FetchedPart
+from extractor.telemetry import telemetry
+
+logger = Logger(child=True)
+
+
+def _checked(download: Download, source: str, what: str) -> Download:
+    telemetry.count("ApiCalls", source=source)
+    if download.retries:
+        telemetry.count("HttpRetries", download.retries, source=source)
+    if download.ok:
+        return download
+    download.close()
+    if download.status == 404:
+        raise DatasetNotFound(f"{what} does not exist (404 at {redacted_url(download.url)})")
+    raise SourceUnavailable(f"{what}: HTTP {download.status} after retries")
+
+
+def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest) -> Fetched:
+    """The DataUSA response for one dataset (population), tesseract or legacy endpoint alike.
+
+    Raises
+    ------
+    InvalidRequest
+        When no query is defined for the dataset id.
+    DatasetNotFound
+        On a 404.
+    SourceUnavailable, BadPayload, TimeBudgetExceeded
+        When the source fails or answers something that is not JSON.
+    """
+    params = datausa_params(request.dataset, url)
+    download = _checked(http.fetch("GET", url, params=params), "datausa", f"DataUSA {request.dataset}")
+    try:
+        shape = datausa_shape(download.read())
+    except Exception:
+        download.close()
+        raise
+    source_url = f"{redacted_url(url)}?{urlencode(params)}"
+    return Fetched(
+        request=request,
+        source_url=source_url,
+        content_sha256=download.sha256,
+        parts=[FetchedPart.of_download(download, "data", shape.records, source_url)],
+        warnings=list(shape.warnings),
+    )
+
+
+def fetch_socrata(
+    http: HttpClient,
+    base_url: str,
+    request: ExtractRequest,
+    page_size: int,
+    app_token: str | None,
+    max_bytes: int,
+) -> Fetched:
+    """Every row of a Socrata dataset, page by page (``$order=:id``, ``$limit``, ``$offset``), plus its metadata.
+
+    Each page is spooled as it arrives and counted without building a list of rows, so memory holds one page at
+    most. Paging stops at the first short page.
+
+    Raises
+    ------
+    DatasetNotFound
+        When the dataset does not exist (404 on its metadata or its rows).
+    SourceUnavailable, BadPayload, TimeBudgetExceeded, PayloadTooLarge
+        When a page fails, is not a JSON array, the budget runs out or the dataset outgrows ``max_bytes``.
+    """
+    dataset = request.dataset
+    headers = {"X-App-Token": app_token} if app_token else None
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    views_url = urljoin(base, f"api/views/{dataset}.json")
+    rows_url = urljoin(base, f"resource/{dataset}.json")
+    parts: list[FetchedPart] = []
+    try:
+        views = _checked(http.fetch("GET", views_url, headers=headers), "socrata", f"Socrata dataset {dataset}")
+        columns = socrata_columns(views.read())
+        metadata = FetchedPart.of_download(views, "metadata", None, views_url)
+        pages: list[FetchedPart] = []
+        parts.append(metadata)
+        offset, total = 0, views.size
+        while True:
+            params = socrata_page_params(offset, page_size)
+            page = _checked(
+                http.fetch("GET", rows_url, params=params, headers=headers), "socrata", f"Socrata dataset {dataset}"
+            )
+            rows = count_json_array(page.read().decode("utf-8"))
+            if rows == 0 and pages:
+                page.close()  # an empty page after a full one: the end
+                break
+            pages.append(FetchedPart.of_download(page, "data", rows, f"{rows_url}?{urlencode(params)}"))
+            parts.insert(len(pages) - 1, pages[-1])
+            offset += rows
+            total += page.size
+            if total > max_bytes:
+                raise PayloadTooLarge(f"Socrata dataset {dataset} is larger than {max_bytes} bytes")
+            if rows < page_size:
+                break
+    except Exception:
+        for part in parts:
+            part.close()
+        raise
+    logger.info("Socrata dataset fetched", extra={"rows": offset, "pages": len(pages), "columns": len(columns)})
+    return Fetched(
+        request=request,
+        source_url=rows_url,
+        content_sha256=socrata_content_sha256([p.sha256 for p in pages], columns),
+        parts=parts,
+        paged=True,
+    )

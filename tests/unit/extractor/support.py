@@ -1,0 +1,217 @@
+"""Helpers for the extractor's tests: AWS resources on moto, a replay server, and binding the handler to them.
+
+The handler reads its settings and builds its idempotency layer at import (cold start). Tests point that
+already-imported handler at their own resources and replay server with ``bind_handler``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from datalake.contracts import ExtractParams, ExtractRequest, Source
+from datalake.settings import ExtractorSettings, load_settings
+from localrun.replay import ReplayServer
+from tests.conftest import FIXTURES, ROOT
+
+REPLAY = ROOT / "data" / "replay"
+PR_2025_02 = FIXTURES / "replay_pr_2025-02"
+MISSING_SERIES = FIXTURES / "replay_bls_series_does_not_exist"
+EXTRACT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:test-extract"
+API_KEY = "0123456789abcdef0123456789abcdef"  # a made-up BLS registration key (32 hex digits, like a real one)
+
+
+@dataclass
+class TestAws:
+    """moto resources named as tests/conftest.py's TEST_ENV names them."""
+
+    s3: Any
+    ddb: Any
+    sqs: Any
+    sns: Any
+    ssm: Any
+    bucket: str
+    state_table: str
+    extract_queue: str
+    dlq: str
+    events_queue: str
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        return drain(self.sqs, self.dlq)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Pipeline events published so far (each drained once)."""
+        return [json.loads(m["Body"]) for m in drain(self.sqs, self.events_queue)]
+
+    def keys(self, prefix: str = "landing/") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def versions(self, prefix: str) -> list[dict[str, Any]]:
+        response = self.s3.list_object_versions(Bucket=self.bucket, Prefix=prefix)
+        return response.get("Versions", []) + response.get("DeleteMarkers", [])
+
+    def put_api_key(self, value: str = API_KEY) -> str:
+        self.ssm.put_parameter(Name=os.environ["BLS_API_KEY_PARAM"], Value=value, Type="SecureString", Overwrite=True)
+        return value
+
+
+def create_test_aws() -> TestAws:
+    """Inside ``mock_aws``: the extractor's bucket, tables, queues and topic (events captured on a queue)."""
+    s3, ddb, sqs, sns, ssm = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "ssm"))
+    bucket = os.environ["LAKE_BUCKET"]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    ddb.create_table(
+        TableName=os.environ["STATE_TABLE"],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.create_table(
+        TableName=os.environ["IDEMPOTENCY_TABLE"],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dlq = sqs.create_queue(QueueName="test-extract-dlq")["QueueUrl"]
+    extract = sqs.create_queue(
+        QueueName="test-extract",
+        Attributes={
+            "VisibilityTimeout": "1800",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:test-extract-dlq", "maxReceiveCount": 8}
+            ),
+        },
+    )["QueueUrl"]
+    assert dlq == os.environ["EXTRACT_DLQ_URL"]
+    topic = sns.create_topic(Name="test-pipeline")["TopicArn"]
+    assert topic == os.environ["PIPELINE_TOPIC_ARN"]
+    events = sqs.create_queue(QueueName="test-events")["QueueUrl"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint="arn:aws:sqs:us-east-1:123456789012:test-events",
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return TestAws(s3, ddb, sqs, sns, ssm, bucket, os.environ["STATE_TABLE"], extract, dlq, events)
+
+
+def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+        )
+
+
+def bind_handler(
+    monkeypatch: pytest.MonkeyPatch,
+    replay: ReplayServer,
+    environment: dict[str, str] | None = None,
+    dynamodb: Any | None = None,
+) -> Any:
+    """Point the (already imported) extractor handler at this test's resources and replay server."""
+    from datalake.aws import client
+    from extractor import handler
+
+    env = {**os.environ, **(environment or {}), **replay.environment()}
+    settings = load_settings(ExtractorSettings, env)
+    monkeypatch.setattr(handler, "settings", settings)
+    monkeypatch.setattr(handler.persistence, "table_name", settings.idempotency_table)
+    monkeypatch.setattr(handler.persistence, "client", dynamodb or client("dynamodb"))
+    cache = getattr(handler.persistence, "_cache", None)
+    if cache is not None:
+        cache.clear()
+    handler.credentials.clear()
+    handler.http_session.cache_clear()
+    return handler
+
+
+def request(
+    source: Source | str,
+    dataset: str,
+    run_id: str = "20261121T080000Z-0a1b2c3d",
+    start_year: int | None = None,
+    end_year: int | None = None,
+    page_size: int | None = None,
+) -> ExtractRequest:
+    return ExtractRequest(
+        run_id=run_id,
+        source=Source(source),
+        dataset=dataset,
+        params=ExtractParams(start_year=start_year, end_year=end_year, page_size=page_size),
+        requested_at=datetime(2026, 11, 21, 8, 0, tzinfo=UTC),
+    )
+
+
+def sqs_record(body: str, message_id: str, receipt_handle: str | None = None, receive_count: int = 1) -> dict:
+    """One SQS record of a Lambda event, as Lambda delivers it."""
+    now = str(int(time.time() * 1000))
+    return {
+        "messageId": message_id,
+        "receiptHandle": receipt_handle or f"handle-{message_id}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": now,
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": now,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": EXTRACT_QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(requests: Iterable[ExtractRequest]) -> dict[str, Any]:
+    return {"Records": [sqs_record(r.model_dump_json(), f"m-{i}") for i, r in enumerate(requests)]}
+
+
+def with_run_id(event: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The same batch, as a later run sends it (a new run id, new message ids)."""
+    records = []
+    for i, record in enumerate(event["Records"]):
+        body = json.loads(record["body"])
+        body["run_id"] = run_id
+        records.append({**record, "body": json.dumps(body), "messageId": f"{run_id}-{i}"})
+    return {"Records": records}
+
+
+def failed_ids(response: dict[str, Any]) -> set[str]:
+    return {f["itemIdentifier"] for f in response["batchItemFailures"]}
+
+
+def replay_dir_with(tmp_path: Path, *sources: tuple[Path, str]) -> Path:
+    """A replay folder assembled from parts of others: (folder, sub-path) pairs copied into tmp_path/replay."""
+    target = tmp_path / "replay"
+    for folder, sub in sources:
+        destination = target / sub
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if (folder / sub).is_dir():
+            shutil.copytree(folder / sub, destination, dirs_exist_ok=True)
+        else:
+            shutil.copy2(folder / sub, destination)
+    target.mkdir(exist_ok=True)
+    return target
