@@ -1,0 +1,100 @@
+"""The modeler's AWS, in-process (moto's mock_aws: no sockets): the lake bucket, the state table, the pipeline
+topic with a queue capturing every event the modeler publishes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from tests.unit.modeler.staging_builder import StagingLake
+
+
+@dataclass
+class ModelerAws:
+    s3: Any
+    ddb: Any
+    sqs: Any
+    bucket: str
+    events_url: str
+    staging: StagingLake
+
+    def mart(self, key: str, version_id: str | None = None) -> pa.Table:
+        kwargs = {"VersionId": version_id} if version_id else {}
+        body = self.s3.get_object(Bucket=self.bucket, Key=key, **kwargs)["Body"].read()
+        return pq.read_table(io.BytesIO(body))
+
+    def head(self, key: str) -> dict:
+        return self.s3.head_object(Bucket=self.bucket, Key=key)
+
+    def versions(self, key: str) -> list[str]:
+        listed = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key).get("Versions", [])
+        return [v["VersionId"] for v in listed if v["Key"] == key]
+
+    def json(self, key: str) -> dict:
+        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def text(self, key: str) -> str:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+
+    def events(self) -> list[dict]:
+        """Every pipeline event published since the last call (drains the capture queue)."""
+        found = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return found
+            found.extend(json.loads(m["Body"]) for m in got)
+            self.sqs.delete_message_batch(
+                QueueUrl=self.events_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+            )
+
+    def state_item(self, pk: str, sk: str) -> dict | None:
+        from datalake.state import from_item
+
+        item = self.ddb.get_item(TableName=os.environ["STATE_TABLE"], Key={"pk": {"S": pk}, "sk": {"S": sk}})
+        return from_item(item["Item"]) if "Item" in item else None
+
+
+@pytest.fixture
+def modeler_aws():
+    with mock_aws():
+        s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
+        bucket = os.environ["LAKE_BUCKET"]
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        ddb.create_table(
+            TableName=os.environ["STATE_TABLE"],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        topic = sns.create_topic(Name=os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
+        assert topic == os.environ["PIPELINE_TOPIC_ARN"]
+        events_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint="arn:aws:sqs:us-east-1:123456789012:captured-events",
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        yield ModelerAws(s3, ddb, sqs, bucket, events_url, StagingLake(s3, bucket))
+
+
+@pytest.fixture
+def modeler_handler(modeler_aws):
+    from modeler import handler
+
+    return handler

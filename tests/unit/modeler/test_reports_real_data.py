@@ -1,0 +1,243 @@
+"""The reports on real data: the 2026-08 BLS pr release and the recorded DataUSA (tesseract) population.
+
+The handler is invoked with exactly ``events/modeler_staged_batch.json``. Every expected answer is computed here,
+from the raw files, with csv/json and Decimal/Fraction arithmetic: no staging helper, no modeler function.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_event
+from tests.unit.modeler.staging_builder import POPULATION_JSON, PR_CURRENT, PR_DIR, RUN_ID, bulk_observations
+
+QUARTERS = {"Q01", "Q02", "Q03", "Q04"}
+BEST_YEAR_KEY = "marts/reports/bls_best_year/bls_best_year.parquet"
+POPULATION_STATS_KEY = "marts/reports/population_stats/population_stats.parquet"
+SERIES_POPULATION_KEY = "marts/reports/series_population/series_population.parquet"
+CORRELATION_KEY = "marts/reports/bls_population_correlation/bls_population_correlation.parquet"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Independent answers, from the raw files
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def raw_pr_rows(path: Path) -> list[dict[str, str]]:
+    """The bulk TSV with Python's csv module: CRLF, padded ids and values, a trailing empty footnote cell."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = [h.strip() for h in next(reader)]
+        return [dict(zip(header, (cell.strip() for cell in row), strict=True)) for row in reader]
+
+
+def raw_population() -> dict[int, int]:
+    document = json.loads(POPULATION_JSON.read_text())
+    return {int(r["Year"]): int(r["Population"]) for r in document["data"]}
+
+
+def expected_best_years(rows: list[dict[str, str]]) -> tuple[dict[str, tuple[int, Decimal]], set[str], set[str]]:
+    quarterly: dict[str, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    annual: dict[str, dict[int, Decimal]] = defaultdict(dict)
+    has_quarters: set[str] = set()
+    for r in rows:
+        if r["value"] == "-":
+            continue
+        if r["period"] in QUARTERS:
+            quarterly[r["series_id"]][int(r["year"])] += Decimal(r["value"])
+            has_quarters.add(r["series_id"])
+        elif r["period"] == "Q05":
+            annual[r["series_id"]][int(r["year"])] = Decimal(r["value"])
+    best, tied = {}, set()
+    for series in {r["series_id"] for r in rows}:
+        totals = quarterly[series] if series in has_quarters else annual[series]
+        top = max(totals.values())
+        years = sorted(y for y, v in totals.items() if v == top)
+        best[series] = (years[0], top)
+        if len(years) > 1:
+            tied.add(series)
+    annual_only = {s for s in best if s not in has_quarters}
+    return best, tied, annual_only
+
+
+def pearson(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return sxy / math.sqrt(sxx * syy)
+
+
+@pytest.fixture
+def built(modeler_aws, modeler_handler, lambda_context):
+    """Staging of the 2026-08 release (Current and AllData files, series), population and SIAD, then one build."""
+    modeler_aws.staging.stage_everything()
+    all_data = bulk_observations(PR_DIR / "pr.data.1.AllData", RUN_ID, version_id="v-alldata-1")
+    modeler_aws.staging.write("bls_observation", all_data, {"source_kind": "bulk", "survey": "pr"})
+    response = modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    assert response == {"batchItemFailures": []}
+    return modeler_aws
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The reports
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_population_stats_match_the_raw_datausa_file(built):
+    # GIVEN the recorded population, parsed independently: 2013-2018 are all present
+    population = raw_population()
+    window = [population[y] for y in range(2013, 2019)]
+    n = len(window)
+    mean = Fraction(sum(window), n)
+    squares = sum((Fraction(x) - mean) ** 2 for x in window)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        pop_std = (Decimal(squares.numerator) / Decimal(squares.denominator) / n).sqrt()
+        sample_std = (Decimal(squares.numerator) / Decimal(squares.denominator) / (n - 1)).sqrt()
+
+    # THEN the report holds the same mean and both standard deviations, named so, and the years present
+    (row,) = built.mart(POPULATION_STATS_KEY).to_pylist()
+    assert row["mean_population"] == float(mean) == 322_069_808.0
+    assert row["std_population_ddof0"] == pytest.approx(float(pop_std), rel=1e-14)
+    assert row["std_sample_ddof1"] == pytest.approx(float(sample_std), rel=1e-14)
+    assert row["std_sample_ddof1"] > row["std_population_ddof0"]
+    assert (row["years_present"], row["years_expected"]) == (6, 6)
+    assert row["years"] == "2013,2014,2015,2016,2017,2018"
+    assert (row["year_from"], row["year_to"]) == (2013, 2018)
+    assert row["vintage"] == "ACS 1-year Estimate"
+    assert row["geography_id"] == "01000US"
+
+
+def test_best_year_per_series_matches_the_raw_current_file(built):
+    # GIVEN the answers computed from the raw pr.data.0.Current with Decimal sums
+    raw = raw_pr_rows(PR_CURRENT)
+    expected, tied, annual_only = expected_best_years(raw)
+    # the real file exercises every rule: 282 series, 45 annual-only, and genuine ties
+    assert len(expected) == 282
+    assert len(annual_only) == 45
+    assert tied, "the 2026-08 release has series whose best year is a tie"
+
+    # THEN exactly one row per series, each with the expected year and exact sum
+    rows = built.mart(BEST_YEAR_KEY).to_pylist()
+    assert len(rows) == len({r["series_id"] for r in rows}) == 282
+    got = {r["series_id"]: (r["year"], r["value"]) for r in rows}
+    assert got == {s: (year, float(total)) for s, (year, total) in expected.items()}
+    # ties went to the earliest year; annual-only series took their Q05 value
+    for series in tied:
+        assert got[series][0] == expected[series][0]
+    q05 = {(r["series_id"], int(r["year"])): float(Decimal(r["value"])) for r in raw if r["period"] == "Q05"}
+    for series in annual_only:
+        assert got[series][1] == q05[(series, got[series][0])]
+    assert got["PRS30006032"] == (2021, 13.8)
+
+
+def test_series_population_keeps_every_year_and_null_populations(built):
+    # GIVEN PRS30006032 Q01 from the raw Current file and the population by year from the raw JSON
+    population = raw_population()
+    series = sorted(
+        (int(r["year"]), float(r["value"]))
+        for r in raw_pr_rows(PR_CURRENT)
+        if r["series_id"] == "PRS30006032" and r["period"] == "Q01"
+    )
+    expected = [(y, v, population.get(y)) for y, v in series]
+
+    # THEN every year is there, with its population or null (never dropped)
+    rows = built.mart(SERIES_POPULATION_KEY).to_pylist()
+    assert [(r["year"], r["value"], r["population"]) for r in rows] == expected
+    assert {r["series_id"] for r in rows} == {"PRS30006032"}
+    assert {r["period"] for r in rows} == {"Q01"}
+    assert rows[0]["year"] == 1995 and rows[-1]["year"] == 2026
+    by_year = {r["year"]: r for r in rows}
+    assert by_year[2020]["population"] is None  # no ACS 1-year release for 2020: kept, null
+    assert by_year[2013]["population"] == 316_128_839
+    assert sum(r["population"] is None for r in rows) == len(rows) - 10
+
+
+def test_correlation_with_population_matches_an_independent_pearson(built):
+    # GIVEN each series' Q05 (annual) value from the raw Current file, paired with the population of its year
+    population = raw_population()
+    annual: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in raw_pr_rows(PR_CURRENT):
+        if r["period"] == "Q05" and int(r["year"]) in population:
+            annual[r["series_id"]][int(r["year"])] = float(r["value"])
+    expected = {}
+    for series, values in annual.items():
+        years = sorted(values)
+        expected[series] = (len(years), pearson([values[y] for y in years], [float(population[y]) for y in years]))
+
+    # THEN the report has the same number of years and the same r for every series
+    rows = {r["series_id"]: r for r in built.mart(CORRELATION_KEY).to_pylist()}
+    assert set(rows) == set(expected)
+    for series, (n, r) in expected.items():
+        assert rows[series]["n_years"] == n
+        assert rows[series]["pearson_r"] == pytest.approx(r, rel=1e-9, abs=1e-12), series
+    assert {r["population_vintage"] for r in rows.values()} == {"ACS 1-year Estimate"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Lineage and events
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_best_year_lineage_names_the_landing_objects_it_came_from(built):
+    document = built.json("marts/reports/bls_best_year/_lineage.json")
+    (source,) = document["inputs"]
+    assert source["table"] == "bls_observation"
+    assert source["selection"] == "source_kind=bulk, source_file=pr.data.0.Current"
+    # only the Current file's landing object, with the run that landed it; not AllData, also staged
+    assert source["landing"] == [
+        {"object": "landing/bls_bulk/pr/pr.data.0.Current?versionId=v-current-1", "run_ids": [RUN_ID], "rows": 38412}
+    ]
+    assert len(source["files"]) == 1 and source["files"][0]["key"].startswith(
+        "staging/bls_observation/source_kind=bulk/survey=pr/part-"
+    )
+    assert document["triggered_by_runs"] == [RUN_ID]
+    assert document["rows"] == 282
+    assert all(c["passed"] for c in document["checks"])
+    # the object's S3 metadata carries the run, and the document names the exact version published
+    head = built.head("marts/reports/bls_best_year/bls_best_year.parquet")
+    assert head["VersionId"] == document["version_id"]
+    assert head["Metadata"]["run-id"] == RUN_ID
+
+    # the fact reads both files: its lineage names both landing objects
+    fact = built.json("marts/facts/fact_bls_observation/_lineage.json")
+    objects = {src["object"] for i in fact["inputs"] for src in i["landing"]}
+    assert objects == {
+        "landing/bls_bulk/pr/pr.data.0.Current?versionId=v-current-1",
+        "landing/bls_bulk/pr/pr.data.1.AllData?versionId=v-alldata-1",
+    }
+
+    # the whole graph is drawable: landing object -> staging table -> report, as Mermaid and DOT
+    graph = built.json("marts/_lineage/graph.json")
+    edges = {(e["from"], e["to"]) for e in graph["edges"]}
+    assert ("landing:landing/bls_bulk/pr/pr.data.0.Current?versionId=v-current-1", "staging:bls_observation") in edges
+    assert ("staging:bls_observation", "mart:bls_best_year") in edges
+    assert ("mart:agg_bls_series_yearly", "mart:bls_population_correlation") in edges
+    mermaid = built.text("marts/_lineage/graph.mmd")
+    assert mermaid.startswith("flowchart LR")
+    assert "pr.data.0.Current?versionId=v-current-1" in mermaid and '[["bls_best_year"]]' in mermaid
+    dot = built.text("marts/_lineage/graph.dot")
+    assert '"staging:bls_observation" -> "mart:bls_best_year"' in dot
+
+
+def test_one_rebuild_serves_the_batch_and_announces_it(built):
+    events = built.events()
+    assert [e["event_type"] for e in events] == ["marts.built"]
+    (event,) = events
+    assert event["run_id"] == RUN_ID
+    names = {m["name"] for m in event["marts"]}
+    assert {"population_stats", "bls_best_year", "series_population", "bls_population_correlation"} <= names
+    assert event["counts"]["published"] == len(event["marts"]) == 12
+    assert event["counts"]["failed"] == 0
+    best = next(m for m in event["marts"] if m["name"] == "bls_best_year")
+    assert best == {"name": "bls_best_year", "rows": 282, "key": BEST_YEAR_KEY}
