@@ -10,7 +10,7 @@ import os
 from functools import cache
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class SettingsError(RuntimeError):
@@ -67,6 +67,22 @@ class NotifierSettings(BaseSettings):
     webhook_url_param: str | None = Field(default=None, alias="WEBHOOK_URL_PARAM")
     dedupe_window_minutes: int = Field(default=60, alias="DEDUPE_WINDOW_MINUTES", ge=0)
     lake_bucket: str | None = Field(default=None, alias="LAKE_BUCKET")
+    # ${AWS::StackName}-${Stage}: every resource name (and so every console link) derives from it. When absent it
+    # is read off the alerts topic, which the template names "${AWS::StackName}-${Stage}-alerts".
+    resource_prefix: str | None = Field(
+        default=None, alias="RESOURCE_PREFIX", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-]{1,100}$"
+    )
+    # A run that has not settled this long after its first event is closed with what is known (see the runbook).
+    run_settle_hours: float = Field(default=30, alias="RUN_SETTLE_HOURS", gt=0, le=24 * 14)
+
+    @model_validator(mode="after")
+    def _prefix_is_known(self) -> NotifierSettings:
+        if self.resource_prefix is None:
+            topic = self.alerts_topic_arn.rsplit(":", 1)[-1]
+            if not topic.endswith("-alerts") or len(topic) <= len("-alerts"):
+                raise ValueError(f"RESOURCE_PREFIX is not set and the alerts topic {topic!r} is not '<prefix>-alerts'")
+            object.__setattr__(self, "resource_prefix", topic.removesuffix("-alerts"))
+        return self
 
 
 S = TypeVar("S", bound=BaseSettings)

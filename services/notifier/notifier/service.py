@@ -1,0 +1,169 @@
+"""The notifier's use cases: keep the run ledger, tell failures, alarms and settled runs once, report freshness.
+
+The handler parses events and records metrics; this module calls the domain and the adapters it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from datalake.contracts import DatasetQuarantined, MartsBuilt, PipelineEvent, Source, StageFailed
+from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
+from notifier.domain import (
+    Notice,
+    alarm_notice,
+    forwarded_notice,
+    freshness_hours,
+    marts_notice,
+    parse_alarm,
+    quarantined_notice,
+    reduce_run,
+    stage_failed_notice,
+    summary_notice,
+)
+from notifier.ledger import RunLedger
+from notifier.links import ConsoleLinks
+
+SUMMARY_WINDOW = timedelta(days=30)  # a run's summary is told once; a repeat within a month is a duplicate
+
+
+@dataclass(frozen=True)
+class Delivery:
+    notice: Notice
+    status: Literal["sent", "suppressed", "already sent"]
+    channels: tuple[str, ...] = ()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Notifier:
+    ledger: RunLedger
+    guard: DeliveryGuard
+    topic: AlertsTopic
+    webhook: Webhook
+    links: ConsoleLinks
+    window: timedelta
+    clock: Callable[[], datetime] = _utcnow
+
+    @property
+    def prefix(self) -> str:
+        return self.links.prefix
+
+    # -- delivery ---------------------------------------------------------------------------------------------
+    def deliver(self, notice: Notice, delivery_id: str, window: timedelta | None = None) -> Delivery:
+        """Send a notice on every channel that does not have it yet, unless it repeats one sent in the window.
+
+        Raises
+        ------
+        notifier.delivery.DeliveryError, datalake.state.StateError
+            When a channel or the state table fails; the channels already served are remembered.
+        """
+        window = self.window if window is None else window
+        claim = self.guard.claim(notice.fingerprint, delivery_id, self.clock(), window)
+        if not claim.send:
+            return Delivery(notice, "suppressed")
+        if claim.suppressed_before:
+            minutes = int(window.total_seconds() // 60)
+            notice = notice.with_note(
+                f"({claim.suppressed_before} repeat(s) of this notice were not sent in the previous {minutes} min.)"
+            )
+        sent: list[str] = []
+        if "email" not in claim.channels_done:
+            self.topic.send(notice)
+            self.guard.mark(notice.fingerprint, "email")
+            sent.append("email")
+        if "webhook" not in claim.channels_done and self.webhook.send(notice):
+            self.guard.mark(notice.fingerprint, "webhook")
+            sent.append("webhook")
+        return Delivery(notice, "sent" if sent else "already sent", tuple(sent))
+
+    # -- pipeline events --------------------------------------------------------------------------------------
+    def on_pipeline_event(self, event: PipelineEvent, delivery_id: str) -> list[Delivery]:
+        """Record the event in the run ledger, tell it if people need to know, and summarise a settled run.
+
+        Parameters
+        ----------
+        event: a validated pipeline event.
+        delivery_id: the SNS MessageId, so a retry of this delivery resumes its own claims.
+        """
+        hint = self.ledger.record(event, self.clock())
+        self.ledger.record_freshness(event)
+        deliveries = []
+        notice = self._immediate_notice(event, run_known=hint.expected is not None)
+        if notice is not None:
+            deliveries.append(self.deliver(notice, delivery_id))
+        if hint.may_be_settled:
+            deliveries.extend(self.summarise(event.run_id, delivery_id, force=False))
+        return deliveries
+
+    def _immediate_notice(self, event: PipelineEvent, run_known: bool) -> Notice | None:
+        if isinstance(event, StageFailed):
+            return stage_failed_notice(event, self.prefix, self.links)
+        if isinstance(event, DatasetQuarantined):
+            return quarantined_notice(event, self.prefix, self.links)
+        if isinstance(event, MartsBuilt) and not run_known:
+            # A build outside a run the ledger knows (a redrive, a manual rebuild) has no summary to go into.
+            return marts_notice(event, self.prefix, self.links)
+        return None
+
+    # -- run summaries ----------------------------------------------------------------------------------------
+    def summarise(self, run_id: str, delivery_id: str, force: bool) -> list[Delivery]:
+        """Send the run's summary if it settled (or, with ``force``, close it as it stands).
+
+        A summary goes out once per state of the ledger: a duplicate event changes nothing, and a late outcome
+        (after a redrive) that settles the run again sends an updated summary.
+        """
+        report = reduce_run(run_id, self.ledger.events(run_id))
+        if not report.settled and not force:
+            return []
+        record = self.ledger.summary(run_id) or {}
+        if int(record.get("summaries_sent", 0)) and record.get("last_digest") == report.digest:
+            self.ledger.close(run_id)
+            return []
+        notice = summary_notice(
+            report,
+            self.prefix,
+            self.links,
+            closed_early=not report.settled,
+            update=int(record.get("summaries_sent", 0)) > 0,
+        )
+        delivery = self.deliver(notice, delivery_id, SUMMARY_WINDOW)
+        if delivery.status == "suppressed":
+            self.ledger.close(run_id)  # the delivery that claimed this very summary sends it
+        else:
+            self.ledger.mark_summarised(run_id, report.digest, self.clock())
+        return [delivery]
+
+    def settle(self, run_id: str | None, older_than: timedelta, delivery_id: str) -> list[Delivery]:
+        """Close runs that did not settle by themselves: one run, or every open run older than ``older_than``.
+
+        A dataset whose ExtractRequest went to ExtractDLQ after maxReceiveCount (a crash, a timeout) emits no
+        event, so its run can only be closed this way: the summary lists it under "no outcome".
+        """
+        if run_id is not None:
+            return self.summarise(run_id, delivery_id, force=True)
+        now, deliveries = self.clock(), []
+        for open_run in self.ledger.open_runs():
+            if now - open_run.first_seen_at >= older_than:
+                deliveries.extend(self.summarise(open_run.run_id, delivery_id, force=True))
+        return deliveries
+
+    # -- alarms -----------------------------------------------------------------------------------------------
+    def on_alarm_topic_message(self, subject: str | None, message: str, delivery_id: str) -> Delivery:
+        """A CloudWatch alarm state change, or another AWS notification on the alarm topic (AWS Budgets)."""
+        alarm = parse_alarm(message)
+        if alarm is not None:
+            return self.deliver(alarm_notice(alarm, self.prefix, self.links), delivery_id)
+        return self.deliver(forwarded_notice(subject, message, self.prefix), delivery_id)
+
+    # -- freshness --------------------------------------------------------------------------------------------
+    def freshness(self) -> dict[str, float | None]:
+        """Hours since each source was last confirmed current in the lake (None: never)."""
+        now = self.clock()
+        return {s.value: freshness_hours(now, *self.ledger.freshness_marks(s.value)) for s in Source}

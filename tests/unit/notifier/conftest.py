@@ -1,0 +1,91 @@
+"""Notifier fixtures: the state table and the alerts topic on moto (in-process), with an inbox that captures
+what the topic's email subscription would deliver."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ALERTS_INBOX = "test-alerts-inbox"
+# The events/notifier_*.json samples come from a stack "opendata", stage dev.
+SAMPLE_STACK = {"RESOURCE_PREFIX": "opendata-dev", "LAKE_BUCKET": "opendata-dev-lake-123456789012"}
+
+
+@dataclass
+class NotifierAws:
+    ddb: Any
+    sqs: Any
+    ssm: Any
+    inbox_url: str
+    handler: Any
+
+    def inbox(self) -> list[dict[str, str]]:
+        """Every message the alerts topic delivered since the last call: {"subject", "body"}."""
+        messages = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return messages
+            for m in got:
+                envelope = json.loads(m["Body"])
+                messages.append({"subject": envelope.get("Subject"), "body": envelope["Message"]})
+            self.sqs.delete_message_batch(
+                QueueUrl=self.inbox_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+            )
+
+    def items(self, prefix: str) -> list[dict[str, Any]]:
+        from datalake.state import from_item
+
+        items = self.ddb.scan(TableName=os.environ["STATE_TABLE"])["Items"]
+        return [from_item(i) for i in items if i["pk"]["S"].startswith(prefix)]
+
+
+@pytest.fixture
+def notifier_aws(monkeypatch):
+    """moto with the notifier's resources; the handler module with fresh adapters for each test."""
+    with mock_aws():
+        ddb, sns, sqs = boto3.client("dynamodb"), boto3.client("sns"), boto3.client("sqs")
+        ddb.create_table(
+            TableName=os.environ["STATE_TABLE"],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        topic = sns.create_topic(Name=os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
+        assert topic == os.environ["ALERTS_TOPIC_ARN"]
+        inbox_url = sqs.create_queue(QueueName=ALERTS_INBOX)["QueueUrl"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:us-east-1:123456789012:{ALERTS_INBOX}")
+        from datalake.settings import NotifierSettings, load_settings
+        from notifier import handler
+
+        # Settings are read once at import; the tests name the stack the samples come from.
+        monkeypatch.setattr(handler, "settings", load_settings(NotifierSettings, {**os.environ, **SAMPLE_STACK}))
+        handler.notifier.cache_clear()
+        yield NotifierAws(ddb=ddb, sqs=sqs, ssm=boto3.client("ssm"), inbox_url=inbox_url, handler=handler)
+        handler.notifier.cache_clear()
+
+
+@pytest.fixture
+def captured_logs():
+    """Every log line the notifier writes during the test, parsed."""
+    from datalake.observability import logger
+
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        logger.registered_handler.setStream(previous)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.strip())
