@@ -71,5 +71,8 @@ bench: venv build ## the performance bars as ratios against same-run baselines (
 chaos: venv ## the full fault-injection matrix
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 
+report: venv ## charts (PNG) and an HTML report of the marts under the lake's marts/reports/ (ARGS='--lake-dir DIR')
+	$(PY) -m localrun.reports $(ARGS)
+
 clean: ## remove build output and the local lake (keeps the venvs)
 	rm -rf .aws-sam .lake .pytest_cache .ruff_cache
