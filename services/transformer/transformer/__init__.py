@@ -1,0 +1,1 @@
+"""TransformerFunction: landing manifests become validated, typed, deduplicated Parquet in staging/."""

@@ -1,0 +1,563 @@
+"""Transformer adapters: the lake (landing reads, staging and quarantine writes), the partition lock, Glue and state.
+
+Every adapter takes its AWS client (or the shared ``LakeStore``) as an optional argument, so tests pass a
+moto-backed client or a fake. AWS failures become ``LakeError``/``StateError``/``GlueError``: the record fails and
+the message is retried, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from datalake.aws import client
+from datalake.contracts import Manifest, ManifestPart
+from datalake.lake import LakeError, LakeStore, ObjectMissing
+from datalake.layout import QUARANTINE, staging_partition_prefix, staging_table_prefix
+from datalake.state import StateError, StateStore, dataset_pk, to_item
+from transformer.domain import PayloadRejected, align
+from transformer.schemas import TableSpec, glue_columns
+
+logger = Logger(child=True)
+
+READ_BYTES = 8 << 20
+# Parquet written the same way every time: the bytes depend on the rows only (no timestamps in the footer).
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "snappy",
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "write_statistics": True,
+    "store_schema": True,
+}
+ROW_GROUP_ROWS = 256_000
+_FILE = re.compile(r"^part-(?P<group>[A-Za-z0-9_.\-]+)-(?P<digest>[0-9a-f]{16})\.parquet$")
+_STEM = re.compile(r"^[A-Za-z0-9_.\-]{1,160}$")
+
+
+class GlueError(RuntimeError):
+    """The Glue catalog could not be read or updated."""
+
+
+class PartitionBusy(RuntimeError):
+    """Another invocation holds the partition's lock for longer than this one may wait: retry later."""
+
+
+def part_source(part: ManifestPart) -> str:
+    """The lineage ``_source`` of a part: its key, pinned to the version for a mirrored file."""
+    return f"{part.key}?versionId={part.version_id}" if part.version_id else part.key
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Landing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class VerifiedStream:
+    """A landing object's body, hashed while it is read; ``verify`` checks it against its manifest entry.
+
+    Read errors (a reset connection, a short body) become ``LakeError``: they are transient, unlike a payload that
+    is itself bad.
+    """
+
+    def __init__(self, body: Any, key: str, sha256: str | None = None, size: int | None = None) -> None:
+        self._body = body
+        self.key = key
+        self._expected_sha = sha256
+        self._expected_size = size
+        self._hash = hashlib.sha256()
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._body.read() if size is None or size < 0 else self._body.read(size)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise LakeError(f"reading {self.key} failed after {self.bytes_read} bytes: {exc}") from exc
+        self._hash.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def verify(self) -> None:
+        """Raises PayloadRejected when the object read is not the one the manifest committed."""
+        if self._expected_sha is None:
+            return
+        while self.read(READ_BYTES):  # a parser may stop at the closing bracket: hash the rest too
+            pass
+        digest = self._hash.hexdigest()
+        if digest != self._expected_sha or (self._expected_size is not None and self.bytes_read != self._expected_size):
+            raise PayloadRejected(
+                f"{self.key} does not match its manifest: sha256 {digest[:12]}.. over {self.bytes_read} bytes, "
+                f"manifest says {self._expected_sha[:12]}.. over {self._expected_size} bytes",
+                check="part.sha256",
+                part_key=self.key,
+            )
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+class LandingReader:
+    """Reads manifests and their parts; never writes to landing/."""
+
+    def __init__(self, lake: LakeStore) -> None:
+        self.lake = lake
+
+    def manifest_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        return self.lake.get_bytes(key, version_id)
+
+    def open_part(self, part: ManifestPart) -> VerifiedStream:
+        """The part's body at the exact version the manifest names.
+
+        Raises
+        ------
+        PayloadRejected
+            When the part (or its version) no longer exists: the landing can never be staged as committed.
+        """
+        try:
+            body = self.lake.open(part.key, part.version_id)
+        except ObjectMissing as exc:
+            raise PayloadRejected(
+                f"part {part.key} (version {part.version_id or 'latest'}) of the landing is missing",
+                check="part.missing",
+                part_key=part.key,
+            ) from exc
+        return VerifiedStream(body, part.key, part.sha256, part.bytes)
+
+    def read_part(self, part: ManifestPart) -> bytes:
+        stream = self.open_part(part)
+        try:
+            data = stream.read()
+            stream.verify()
+        finally:
+            stream.close()
+        return data
+
+    def open_current(self, key: str) -> tuple[VerifiedStream, str] | None:
+        """A mirrored file the manifest does not list, at its current version: (stream, ``_source``); None if absent."""
+        info = self.lake.head(key)
+        if info is None:
+            return None
+        try:
+            body = self.lake.open(key, info.version_id)
+        except ObjectMissing:
+            return None
+        source = f"{key}?versionId={info.version_id}" if info.version_id else key
+        return VerifiedStream(body, key), source
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parquet spooling, staging and quarantine
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    path: str
+    sha256: str
+    size: int
+    rows: int
+
+
+class ParquetSpool:
+    """Writes batches to a temporary Parquet file, then names it by the sha256 of its bytes."""
+
+    def __init__(self, schema: pa.Schema, directory: str | None = None) -> None:
+        self.schema = schema
+        handle, self.path = tempfile.mkstemp(suffix=".parquet", dir=directory)
+        os.close(handle)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Buffer rows into row groups of ROW_GROUP_ROWS, so the file's layout does not depend on batch sizes."""
+        if not table.num_rows:
+            return
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        while self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        pending = pa.concat_tables(self._pending)
+        head, tail = pending.slice(0, rows), pending.slice(rows)
+        self._writer.write_table(head, row_group_size=ROW_GROUP_ROWS)
+        self._pending = [tail] if tail.num_rows else []
+        self._pending_rows = tail.num_rows
+
+    def finish(self) -> SpooledFile:
+        if self._pending_rows:
+            self._flush(self._pending_rows)
+        elif self.rows == 0:
+            self._writer.write_table(self.schema.empty_table())
+        self._writer.close()
+        self._writer = None
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(READ_BYTES), b""):
+                digest.update(block)
+        return SpooledFile(self.path, digest.hexdigest(), os.path.getsize(self.path), self.rows)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def table_file(table: pa.Table, directory: str | None = None) -> SpooledFile:
+    spool = ParquetSpool(table.schema, directory)
+    try:
+        spool.write(table)
+        return spool.finish()
+    except BaseException:
+        spool.discard()
+        raise
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    key: str
+    ingested_at: str | None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    key: str
+    changed: bool  # False when the group already held exactly these bytes
+    rows: int
+
+
+class StagingStore:
+    """Staging files: ``staging/{table}/{partitions}/part-{group}-{sha256[:16]}.parquet``.
+
+    Each group (a bulk file, an API series, a snapshot) lives in exactly one file. A new version is uploaded under
+    its new content-derived name first, and only then are the group's older files deleted: a reader sees the old
+    rows or the new rows, never a half-written file, and a crash in between leaves two complete files that the
+    next merge of the group folds back into one.
+    """
+
+    def __init__(self, lake: LakeStore, temp_dir: str | None = None) -> None:
+        self.lake = lake
+        self.temp_dir = temp_dir
+
+    @staticmethod
+    def prefix(spec: TableSpec, partition: dict[str, str]) -> str:
+        return staging_partition_prefix(spec.name, partition) if partition else staging_table_prefix(spec.name)
+
+    def group_files(self, prefix: str, group: str) -> list[str]:
+        keys = []
+        for info in self.lake.list(prefix):
+            name = info.key[len(prefix) :]
+            match = _FILE.fullmatch(name)
+            if match and match["group"] == group:
+                keys.append(info.key)
+        return sorted(keys)
+
+    def newest_ingestion(self, keys: list[str]) -> str | None:
+        """The newest ``ingested-at`` recorded on the group's files (ISO text, UTC), for snapshot tables."""
+        stamps = []
+        for key in keys:
+            info = self.lake.head(key)
+            if info is not None and info.metadata.get("ingested-at"):
+                stamps.append(info.metadata["ingested-at"])
+        return max(stamps) if stamps else None
+
+    def read(self, keys: list[str], schema: pa.Schema) -> pa.Table | None:
+        tables = []
+        for key in keys:
+            data = self.lake.get_bytes(key)
+            try:
+                tables.append(pq.read_table(pa.BufferReader(data)))
+            except pa.ArrowException as exc:
+                raise LakeError(f"staging file {key} is not readable Parquet: {exc}") from exc
+        if not tables:
+            return None
+        return pa.concat_tables([align(t, schema) for t in tables])
+
+    def write(
+        self, spec: TableSpec, partition: dict[str, str], group: str, table: pa.Table, metadata: dict[str, str]
+    ) -> WriteResult:
+        spooled = table_file(table, self.temp_dir)
+        try:
+            return self.put(spec, partition, group, spooled, metadata)
+        finally:
+            os.unlink(spooled.path)
+
+    def put(
+        self, spec: TableSpec, partition: dict[str, str], group: str, spooled: SpooledFile, metadata: dict[str, str]
+    ) -> WriteResult:
+        """Upload a finished file as the group's only file; delete the group's other files afterwards."""
+        prefix = self.prefix(spec, partition)
+        existing = self.group_files(prefix, group)
+        key = f"{prefix}part-{group}-{spooled.sha256[:16]}.parquet"
+        changed = key not in existing or len(existing) > 1
+        if key not in existing:
+            with open(spooled.path, "rb") as handle:
+                self.lake.upload_fileobj(key, handle, metadata=metadata, content_type="application/vnd.apache.parquet")
+        for old in existing:
+            if old != key:
+                self.lake.delete(old)
+        return WriteResult(key=key, changed=changed, rows=spooled.rows)
+
+
+class QuarantineStore:
+    """``quarantine/{source}/{dataset}/{landing stem}/``: rejected rows per table, or the reason a payload failed."""
+
+    def __init__(self, lake: LakeStore, temp_dir: str | None = None) -> None:
+        self.lake = lake
+        self.temp_dir = temp_dir
+
+    @staticmethod
+    def prefix(manifest: Manifest, manifest_key: str) -> str:
+        stem = manifest_key.rsplit("/", 1)[-1].removesuffix(".manifest.json")
+        if not _STEM.fullmatch(stem):
+            raise ValueError(f"manifest name {stem!r} is not key-safe")
+        return f"{QUARANTINE}/{manifest.source.value}/{manifest.dataset}/{stem}/"
+
+    def write_rows(self, prefix: str, table_name: str, rejected: pa.Table) -> str:
+        spooled = table_file(rejected, self.temp_dir)
+        try:
+            return self.put_rows(prefix, table_name, spooled)
+        finally:
+            os.unlink(spooled.path)
+
+    def put_rows(self, prefix: str, table_name: str, spooled: SpooledFile) -> str:
+        key = f"{prefix}rows-{table_name}.parquet"
+        with open(spooled.path, "rb") as handle:
+            self.lake.upload_fileobj(key, handle, content_type="application/vnd.apache.parquet")
+        return key
+
+    def write_reason(self, prefix: str, document: dict[str, Any]) -> str:
+        key = f"{prefix}reason.json"
+        body = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        self.lake.put_bytes(key, body, content_type="application/json")
+        return key
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The partition lock (a lease in the state table)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PartitionLock:
+    """A lease per staging group, so two landings of one group never merge over each other's result.
+
+    The lease expires on its own (``expires_at``, also the table's TTL attribute) if its holder dies.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: Any | None = None,
+        lease_seconds: int = 900,
+        wait_seconds: float = 60.0,
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb
+        self.lease_seconds = lease_seconds
+        self.wait_seconds = wait_seconds
+
+    @property
+    def ddb(self) -> Any:
+        if self._ddb is None:
+            self._ddb = client("dynamodb")
+        return self._ddb
+
+    @contextmanager
+    def hold(self, resource: str) -> Iterator[None]:
+        """Hold the lease on ``resource`` for the duration of the block.
+
+        Raises
+        ------
+        PartitionBusy
+            When another holder keeps it longer than ``wait_seconds``.
+        StateError
+            When the state table cannot be reached.
+        """
+        key = {"pk": f"LOCK#{resource}", "sk": "LEASE"}
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.05
+        while not self._acquire(key, token):
+            if time.monotonic() >= deadline:
+                raise PartitionBusy(f"{resource} is locked by another invocation; retry later")
+            time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
+            delay = min(delay * 2, 2.0)
+        try:
+            yield
+        finally:
+            self._release(key, token)
+
+    def _acquire(self, key: dict[str, str], token: str) -> bool:
+        now = int(time.time())
+        try:
+            self.ddb.put_item(
+                TableName=self.table_name,
+                Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
+        return True
+
+    def _release(self, key: dict[str, str], token: str) -> None:
+        try:
+            self.ddb.delete_item(
+                TableName=self.table_name,
+                Key=to_item(key),
+                ConditionExpression="#owner = :token",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":token": {"S": token}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})
+                return
+            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Glue: tables whose columns come from the data (Socrata datasets)
+# ----------------------------------------------------------------------------------------------------------------
+
+PARQUET_STORAGE = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+}
+
+
+class GlueCatalog:
+    """Creates or updates the Glue table of a staging table whose schema is only known at run time."""
+
+    def __init__(self, database: str, bucket: str, glue: Any | None = None) -> None:
+        self.database = database
+        self.bucket = bucket
+        self._glue = glue
+
+    @property
+    def glue(self) -> Any:
+        if self._glue is None:
+            self._glue = client("glue")
+        return self._glue
+
+    def table_input(self, spec: TableSpec, description: str) -> dict[str, Any]:
+        return {
+            "Name": spec.name,
+            "Description": description[:2048],
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "PartitionKeys": [{"Name": k, "Type": "string"} for k in spec.partition_keys],
+            "StorageDescriptor": {
+                **PARQUET_STORAGE,
+                "Columns": glue_columns(spec.schema),
+                "Location": f"s3://{self.bucket}/{staging_table_prefix(spec.name)}",
+            },
+        }
+
+    def ensure_table(self, spec: TableSpec, description: str) -> bool:
+        """Create the table, or update it when its columns differ. Returns True when the catalog changed."""
+        wanted = self.table_input(spec, description)
+        try:
+            try:
+                current = self.glue.get_table(DatabaseName=self.database, Name=spec.name)["Table"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                    raise
+                self.glue.create_table(DatabaseName=self.database, TableInput=wanted)
+                return True
+            columns = current.get("StorageDescriptor", {}).get("Columns", [])
+            if [(c["Name"], c["Type"]) for c in columns] == [(c["Name"], c["Type"]) for c in glue_columns(spec.schema)]:
+                return False
+            self.glue.update_table(DatabaseName=self.database, TableInput=wanted)
+            return True
+        except (ClientError, BotoCoreError) as exc:
+            raise GlueError(f"cannot register {self.database}.{spec.name} in Glue: {exc}") from exc
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# State: the dataset's staging outcome and the source's freshness
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class StateRecorder:
+    """Writes ``DATASET#{source}#{dataset}/STATE`` (staging fields only) and ``SOURCE#{source}/FRESHNESS``."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    def staged(self, manifest: Manifest, manifest_key: str, counts: dict[str, int], now: datetime) -> None:
+        source = manifest.source.value
+        self.state.update(
+            dataset_pk(source, manifest.dataset),
+            "STATE",
+            set_values={
+                "staged_at": utc_iso(now),
+                "staged_manifest_key": manifest_key,
+                "staged_run_id": manifest.run_id,
+                "staged_content_sha256": manifest.content_sha256,
+                "staged_ingested_at": utc_iso(manifest.created_at),
+                "staged_rows": counts.get("rows_written", 0),
+                "staged_rows_quarantined": counts.get("rows_quarantined", 0),
+                "last_outcome": "staged",
+            },
+        )
+        self.state.update(
+            f"SOURCE#{source}",
+            "FRESHNESS",
+            set_values={
+                "last_staged_at": utc_iso(now),
+                "last_staged_dataset": manifest.dataset,
+                "last_staged_run_id": manifest.run_id,
+                "last_staged_manifest_key": manifest_key,
+            },
+        )
+
+    def quarantined(
+        self, manifest: Manifest, manifest_key: str, reason: str, quarantine_key: str, now: datetime
+    ) -> None:
+        self.state.update(
+            dataset_pk(manifest.source.value, manifest.dataset),
+            "STATE",
+            set_values={
+                "quarantined_at": utc_iso(now),
+                "quarantined_manifest_key": manifest_key,
+                "quarantine_key": quarantine_key,
+                "quarantine_reason": reason[:1000],
+                "last_outcome": "quarantined",
+            },
+        )

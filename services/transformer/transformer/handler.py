@@ -1,0 +1,94 @@
+"""TransformerFunction: S3 notifications of landing manifests (TransformQueue) become staged Parquet.
+
+Powertools wiring only. pyarrow and the staging code load on the first landing, not at cold start.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datalake.idempotency import idempotency_config, persistence_layer
+from datalake.observability import logger, metrics, tracer
+from datalake.records import S3NotificationRecord, S3TestEvent
+from datalake.settings import TransformerSettings, settings_for
+from transformer.landing import LandingRef, landing_from_notification
+
+if TYPE_CHECKING:
+    from transformer.service import Outcome, TransformerService
+
+settings = settings_for(TransformerSettings)
+processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationRecord)
+idempotency = idempotency_config(event_key="idempotency_key")
+
+
+@cache
+def service() -> TransformerService:
+    """The staging service and its adapters, built once per container on first use."""
+    from transformer.service import build_service
+
+    return build_service(settings)
+
+
+def emit_metrics(outcome: Outcome) -> None:
+    counts = outcome.counts
+    metrics.add_metric(name="RowsStaged", unit=MetricUnit.Count, value=counts["rows_written"])
+    metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=counts["rows_quarantined"])
+    metrics.add_metric(name="RowsRevised", unit=MetricUnit.Count, value=counts["rows_revised"])
+    metrics.add_metric(name="PayloadsQuarantined", unit=MetricUnit.Count, value=len(outcome.failures))
+    metrics.add_metric(name="LandingsStaged", unit=MetricUnit.Count, value=1 if outcome.units_staged else 0)
+
+
+@idempotent_function(
+    data_keyword_argument="landing",
+    config=idempotency,
+    persistence_store=persistence_layer(settings.idempotency_table),
+)
+def stage_landing(landing: LandingRef) -> dict[str, Any]:
+    """Stage one landing, once per ``bucket/key#etag``.
+
+    Returns
+    -------
+    The outcome: status (staged, partial, quarantined, stale), counts, staged and quarantine keys.
+
+    Raises
+    ------
+    datalake.lake.LakeError, datalake.state.StateError, datalake.events.PublishError,
+    transformer.adapters.GlueError, transformer.adapters.PartitionBusy
+        Transient: the message is retried, then dead-lettered.
+    transformer.service.InvalidManifest
+        The notified object is not a valid manifest for its key.
+    """
+    staging = service()
+    manifest = staging.read_manifest(landing)
+    logger.set_correlation_id(manifest.run_id)
+    logger.append_keys(run_id=manifest.run_id, source=manifest.source.value, dataset=manifest.dataset)
+    outcome = staging.stage(landing, manifest)
+    emit_metrics(outcome)
+    logger.info("landing handled", extra={"status": outcome.status, "manifest_key": landing.key, **outcome.counts})
+    return outcome.as_dict()
+
+
+@tracer.capture_method
+def record_handler(record: S3NotificationRecord) -> None:
+    """One TransformQueue message: the s3:TestEvent is skipped; each S3 record names one landing manifest."""
+    body = record.body
+    if isinstance(body, S3TestEvent):
+        logger.info("skipping s3:TestEvent", extra={"bucket": body.Bucket})
+        return
+    for s3_record in body.Records:
+        stage_landing(landing=landing_from_notification(s3_record, settings.lake_bucket))
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch of S3 notifications -> partial batch response (only failed records are retried)."""
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
