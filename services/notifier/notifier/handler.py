@@ -24,6 +24,7 @@ from datalake.observability import METRICS_NAMESPACE, logger, metrics, tracer
 from datalake.records import SnsEnvelopeRecord
 from datalake.settings import NotifierSettings, settings_for
 from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
+from notifier.domain import summary_counts
 from notifier.ledger import RunLedger
 from notifier.links import ConsoleLinks
 from notifier.service import Delivery, Notifier
@@ -60,23 +61,33 @@ def notifier() -> Notifier:
     )
 
 
+def _metric(name: str, value: float, unit: MetricUnit, dimension: tuple[str, str]) -> None:
+    """One EMF metric with a low-cardinality dimension beside ``service``."""
+    with single_metric(
+        name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE, default_dimensions={"service": settings.service}
+    ) as metric:
+        metric.add_dimension(name=dimension[0], value=dimension[1])
+
+
 def _count(deliveries: list[Delivery]) -> None:
     for delivery in deliveries:
         name = {"sent": "NotificationsSent", "suppressed": "NotificationsSuppressed"}.get(delivery.status)
         if name is None:
             continue
-        with single_metric(
-            name=name,
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": settings.service},
-        ) as metric:
-            metric.add_dimension(name="Kind", value=delivery.notice.kind.value)
+        _metric(name, 1, MetricUnit.Count, ("Kind", delivery.notice.kind.value))
         logger.info(
             f"{delivery.notice.kind.value} notice {delivery.status}",
             extra={"subject": delivery.notice.subject, "channels": list(delivery.channels)},
         )
+        if delivery.report is not None and delivery.status == "sent":
+            report = delivery.report
+            for outcome, count in summary_counts(report).items():
+                _metric("RunDatasets", count, MetricUnit.Count, ("Outcome", outcome))
+            for stage, seconds in report.stage_seconds.items():
+                _metric("RunStageSeconds", seconds, MetricUnit.Seconds, ("Stage", stage))
+            metrics.add_metric(
+                name="RunRowsStaged", unit=MetricUnit.Count, value=sum(t.written for t in report.tables.values())
+            )
 
 
 @tracer.capture_method
@@ -109,16 +120,8 @@ def record_handler(record: SnsEnvelopeRecord) -> None:
 def housekeeping(run_id: str | None, older_than: timedelta, delivery_id: str) -> dict[str, Any]:
     """Report freshness per source, and close runs that did not settle by themselves."""
     for source, hours in notifier().freshness().items():
-        if hours is None:
-            continue  # never confirmed: no datapoint, and the freshness alarm treats missing data as breaching
-        with single_metric(
-            name="FreshnessHours",
-            unit=MetricUnit.NoUnit,
-            value=hours,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": settings.service},
-        ) as metric:
-            metric.add_dimension(name="Source", value=source)
+        if hours is not None:  # never confirmed: no datapoint, and the freshness alarm treats missing as breaching
+            _metric("FreshnessHours", hours, MetricUnit.NoUnit, ("Source", source))
     if run_id is not None:
         logger.set_correlation_id(run_id)
     deliveries = notifier().settle(run_id, older_than, delivery_id)

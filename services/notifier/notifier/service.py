@@ -6,7 +6,7 @@ The handler parses events and records metrics; this module calls the domain and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -14,6 +14,7 @@ from datalake.contracts import DatasetQuarantined, MartsBuilt, PipelineEvent, So
 from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
 from notifier.domain import (
     Notice,
+    RunReport,
     alarm_notice,
     forwarded_notice,
     freshness_hours,
@@ -35,6 +36,7 @@ class Delivery:
     notice: Notice
     status: Literal["sent", "suppressed", "already sent"]
     channels: tuple[str, ...] = ()
+    report: RunReport | None = None  # the run a summary tells of
 
 
 def _utcnow() -> datetime:
@@ -133,7 +135,7 @@ class Notifier:
             closed_early=not report.settled,
             update=int(record.get("summaries_sent", 0)) > 0,
         )
-        delivery = self.deliver(notice, delivery_id, SUMMARY_WINDOW)
+        delivery = replace(self.deliver(notice, delivery_id, SUMMARY_WINDOW), report=report)
         if delivery.status == "suppressed":
             self.ledger.close(run_id)  # the delivery that claimed this very summary sends it
         else:

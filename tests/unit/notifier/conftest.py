@@ -76,16 +76,27 @@ def notifier_aws(monkeypatch):
         handler.notifier.cache_clear()
 
 
+class CapturedLogs:
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
 @pytest.fixture
 def captured_logs():
-    """Every log line the notifier writes during the test, parsed."""
+    """Every log line the notifier writes during the test."""
     from datalake.observability import logger
 
     stream = io.StringIO()
     previous = logger.registered_handler.setStream(stream)
-    lines: list[dict[str, Any]] = []
     try:
-        yield lines
+        yield CapturedLogs(stream)
     finally:
         logger.registered_handler.setStream(previous)
-        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.strip())
