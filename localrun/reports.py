@@ -296,6 +296,13 @@ def chart_correlations(correlation: pa.Table, series: pa.Table | None = None, to
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """A figure as PNG bytes (the report's files, and the notebook's images whatever the backend)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def render_figures(lake: Lake | str | Path) -> dict[str, Any]:
     """The four charts drawn from the lake's marts (a chart whose marts are missing is left out)."""
     lake = _lake(lake)
@@ -366,10 +373,8 @@ def render_report(lake: Lake | str | Path, out_dir: Path | None = None) -> dict[
     charts_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, fig in figures.items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110)
         path = charts_dir / f"{name}.png"
-        path.write_bytes(buffer.getvalue())
+        path.write_bytes(figure_png(fig))
         written[name] = path
     page = out_dir / "report.html"
     page.write_text(_html_page(lake, list(figures)), encoding="utf-8")
