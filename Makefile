@@ -74,5 +74,9 @@ chaos: venv ## the full fault-injection matrix
 report: venv ## charts (PNG) and an HTML report of the marts under the lake's marts/reports/ (ARGS='--lake-dir DIR')
 	$(PY) -m localrun.reports $(ARGS)
 
+redrive: venv ## move a DLQ back to its queue and process it: QUEUE=ExtractDLQ locally; add STACK=name for AWS
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=ExtractDLQ|TransformDLQ|ModelDLQ|NotifyDLQ|SchedulerDLQ [STACK=opendata-dev]"; exit 2; }
+	$(PY) -m localrun.redrive $(QUEUE) $(if $(STACK),--stack $(STACK) --region $(REGION)) $(ARGS)
+
 clean: ## remove build output and the local lake (keeps the venvs)
 	rm -rf .aws-sam .lake .pytest_cache .ruff_cache
