@@ -17,6 +17,8 @@ message deleted from the DLQ only once it is in its queue.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 import time
@@ -267,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from localrun import cli
 
     try:
-        cli.parse_args(["--redrive", args.queue])
+        with contextlib.redirect_stderr(io.StringIO()):
+            cli.parse_args(["--redrive", args.queue])
     except SystemExit:
         print(
             "the local runtime has no --redrive option yet: localrun/cli.py needs the hook described in "
