@@ -281,7 +281,8 @@ def bls_best_year(observations: pa.Table) -> pa.Table:
     """
     if observations.num_rows == 0:
         raise NoInputRows("no rows of the bulk Current file are staged")
-    obs = observations.select(["series_id", "year", "period", "value"])
+    # One row per observation even if a merge left two versions of a row visible for a moment: never sum both.
+    obs = latest_rows(observations, ["series_id", "year", "period"]).select(["series_id", "year", "period", "value"])
     is_quarter = pc.is_in(obs["period"], value_set=pa.array(QUARTERS))
     obs = obs.append_column("is_quarter", is_quarter)
     has_quarters = obs.group_by(["series_id"], use_threads=False).aggregate([("is_quarter", "any")])
@@ -555,6 +556,29 @@ def _composed_title(row: dict) -> str | None:
     return title or None
 
 
+def _series_metadata(series: pa.Table) -> dict[str, dict]:
+    """One metadata record per series. A series described twice (the bulk mapping files and the API catalog) takes
+    each field from the bulk record first, then the API's (e.g. the catalog's title for a pr series); within one
+    kind, the newest ingestion wins."""
+    columns = {name: _strings(series, name).to_pylist() for name in _SERIES_TEXT_COLUMNS}
+    begin, end = _int32(series, "begin_year").to_pylist(), _int32(series, "end_year").to_pylist()
+    kinds, ids = _strings(series, "source_kind").to_pylist(), series["series_id"].to_pylist()
+    ingested = series["_ingested_at"].to_pylist() if "_ingested_at" in series.column_names else [None] * series.num_rows
+    order = sorted(
+        range(series.num_rows),
+        key=lambda i: (kinds[i] != "bulk", -(ingested[i].timestamp() if ingested[i] is not None else 0.0)),
+    )
+    merged: dict[str, dict] = {}
+    for i in order:
+        row = {name: values[i] for name, values in columns.items()}
+        row.update(begin_year=begin[i], end_year=end[i], seasonal=_seasonal_code(row["seasonal"]))
+        target = merged.setdefault(ids[i], {})
+        for name, value in row.items():
+            if target.get(name) is None and value is not None:
+                target[name] = value
+    return merged
+
+
 def dim_series(fact: pa.Table, series: pa.Table | None) -> pa.Table:
     """Every series with observations, with its codes and titles from the mapping files or the API catalog.
 
@@ -565,15 +589,7 @@ def dim_series(fact: pa.Table, series: pa.Table | None) -> pa.Table:
     stats = fact.group_by(["series_id"], use_threads=False).aggregate(
         [([], "count_all"), ("year", "min"), ("year", "max"), ("source_kind", "distinct"), ("survey", "min")]
     )
-    meta_rows: dict[str, dict] = {}
-    if series is not None and series.num_rows:
-        latest = latest_rows(series, ["series_id"])
-        columns = {name: _strings(latest, name).to_pylist() for name in _SERIES_TEXT_COLUMNS}
-        begin, end = _int32(latest, "begin_year").to_pylist(), _int32(latest, "end_year").to_pylist()
-        for i, sid in enumerate(latest["series_id"].to_pylist()):
-            row = {name: values[i] for name, values in columns.items()}
-            row.update(begin_year=begin[i], end_year=end[i], seasonal=_seasonal_code(row["seasonal"]))
-            meta_rows[sid] = row
+    meta_rows = _series_metadata(series) if series is not None and series.num_rows else {}
     rows = []
     for stat in stats.to_pylist():
         meta = meta_rows.get(stat["series_id"], {})

@@ -69,6 +69,15 @@ def test_best_year_keeps_one_row_per_series_even_without_values():
     ]
 
 
+def test_best_year_never_sums_a_row_twice_when_two_versions_are_visible():
+    # a merge mid-flight: the old and the new part of the same file are both listed for a moment
+    rows = [("F", 2020, "Q01", 1.0), ("F", 2020, "Q01", 5.0), ("F", 2021, "Q01", 4.0)]
+    ingested = pa.array([T1, T2, T2], pa.timestamp("us", "UTC"))
+    assert d.bls_best_year(observations(rows, _ingested_at=ingested)).to_pylist() == [
+        {"series_id": "F", "year": 2020, "value": 5.0}
+    ]
+
+
 def test_best_year_of_nothing_is_skipped_not_empty():
     with pytest.raises(d.NoInputRows):
         d.bls_best_year(observations([]))
@@ -198,8 +207,25 @@ def test_dim_series_normalises_seasonal_and_composes_a_title_for_pr_series():
     )
     rows = {r["series_id"]: r for r in d.dim_series(fact, series).to_pylist()}
     assert rows["PRS1"]["series_title"] == "Manufacturing: Hours worked, % change from previous quarter (All workers)"
+    assert rows["PRS1"]["seasonal"] == "S"
     assert rows["LNS1"]["seasonal"] == "U" and rows["LNS1"]["series_title"] == "Unemployment rate"
     assert rows["LNS1"]["survey"] == "ln" and rows["PRS1"]["observations"] == 1
+
+
+def test_dim_series_takes_codes_from_the_bulk_record_and_the_title_from_the_api_catalog():
+    fact = d.fact_bls_observation(observations([("PRS1", 2020, "Q01", 1.0)]))
+    series = pa.table(
+        {
+            "series_id": ["PRS1", "PRS1"],
+            "source_kind": ["api", "bulk"],
+            "series_title": ["Manufacturing hours worked", None],
+            "seasonal": ["Seasonally Adjusted", "S"],
+            "sector_code": [None, "3000"],
+            "sector_name": [None, "Manufacturing"],
+        }
+    )
+    (row,) = d.dim_series(fact, series).to_pylist()
+    assert (row["series_title"], row["sector_code"], row["seasonal"]) == ("Manufacturing hours worked", "3000", "S")
 
 
 # -- Catalunya ------------------------------------------------------------------------------------------------------
