@@ -45,7 +45,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": True,
     "store_schema": True,
 }
-ROW_GROUP_ROWS = 256_000
+ROW_GROUP_ROWS = 128_000
 _FILE = re.compile(r"^part-(?P<group>[A-Za-z0-9_.\-]+)-(?P<digest>[0-9a-f]{16})\.parquet$")
 _STEM = re.compile(r"^[A-Za-z0-9_.\-]{1,160}$")
 

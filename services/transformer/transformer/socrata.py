@@ -153,6 +153,14 @@ def plan_from_metadata(payload: bytes, dataset: str, name: str, part_key: str) -
             )
         seen.add(column)
         columns.append(SocrataColumn(field_name=field_name, column=column, data_type=data_type))
+    staged = [f.name for c in columns for f in c.staged_fields]
+    clashes = sorted({n for n in staged if staged.count(n) > 1})
+    if clashes:
+        raise PayloadRejected(
+            f"columns of {dataset} would stage under the same name: {', '.join(clashes)}",
+            check="schema.metadata",
+            part_key=part_key,
+        )
     texts = [c.column for c in columns if c.data_type in TEXT_TYPES]
     return SocrataPlan(
         dataset=dataset,
