@@ -30,9 +30,7 @@ class CredentialStore:
 
     @property
     def ssm(self) -> Any:
-        if self._ssm is None:
-            self._ssm = client("ssm")
-        return self._ssm
+        return self._ssm if self._ssm is not None else client("ssm")  # the cached factory's, for its endpoint
 
     def get(self, name: str) -> str | None:
         """The decrypted value of a parameter, or None when it does not exist.

@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from extractor.http import HttpClient
 
 settings = settings_for(ExtractorSettings)
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed (a quota day) is reported record by record, like any partial failure: the
+# deferred visibility timeouts then hold, and the function does not count an error for a refusal by the source.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 config = idempotency_config("join('#', [run_id, source, dataset])")
 # The extractor's own persistence layer: Powertools configures a layer once, with the first function's key.
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client("dynamodb"))

@@ -29,6 +29,10 @@ READ_TIMEOUT = 60.0
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 CHUNK = 64 * 1024
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Waits between attempts: 0, then 1, 2, 4 ... seconds (factor * 2^(n-1)), plus up to JITTER seconds, capped.
+BACKOFF_FACTOR = 0.5
+BACKOFF_JITTER = 0.5
+BACKOFF_MAX = 30.0
 
 
 class BudgetedRetry(Retry):
@@ -57,9 +61,9 @@ def retry_policy() -> BudgetedRetry:
         other=1,
         allowed_methods=None,  # the BLS query is a POST, and safe to repeat
         status_forcelist=RETRY_STATUSES,
-        backoff_factor=0.5,
-        backoff_jitter=0.5,
-        backoff_max=30,
+        backoff_factor=BACKOFF_FACTOR,
+        backoff_jitter=BACKOFF_JITTER,
+        backoff_max=BACKOFF_MAX,
         respect_retry_after_header=True,
         raise_on_status=False,  # the final answer comes back; the connector decides what it means
         raise_on_redirect=False,
@@ -130,13 +134,13 @@ class HttpClient:
     def __init__(
         self,
         session: requests.Session,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         max_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.session = session
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+        self.connect_timeout = connect_timeout or CONNECT_TIMEOUT
+        self.read_timeout = read_timeout or READ_TIMEOUT
         self.max_bytes = max_bytes
 
     def _timeouts(self) -> tuple[float, float]:

@@ -9,6 +9,15 @@ from localrun.replay import ReplayServer
 from tests.unit.extractor.support import REPLAY, bind_handler, create_test_aws
 
 
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """The production retry policy with short waits, so retry tests take seconds (Retry-After still honoured)."""
+    from extractor import http
+
+    monkeypatch.setattr(http, "BACKOFF_FACTOR", 0.05)
+    monkeypatch.setattr(http, "BACKOFF_JITTER", 0.05)
+
+
 @pytest.fixture
 def aws():
     with mock_aws():

@@ -134,7 +134,7 @@ def bind_handler(
     from datalake.aws import client
     from extractor import handler
 
-    env = {**os.environ, **(environment or {}), **replay.environment()}
+    env = {**os.environ, **replay.environment(), **(environment or {})}
     settings = load_settings(ExtractorSettings, env)
     monkeypatch.setattr(handler, "settings", settings)
     monkeypatch.setattr(handler.persistence, "table_name", settings.idempotency_table)
