@@ -579,11 +579,14 @@ def _series_metadata(series: pa.Table) -> dict[str, dict]:
     return merged
 
 
-def dim_series(fact: pa.Table, series: pa.Table | None) -> pa.Table:
+def dim_series(fact: pa.Table, series: pa.Table | None, catalog_names: Mapping[str, str] | None = None) -> pa.Table:
     """Every series with observations, with its codes and titles from the mapping files or the API catalog.
 
-    A series without metadata keeps its row (nulls), so the dimension covers every fact row.
+    A series without a title there takes a title composed from its decoded codes (pr), else its name in the
+    pipeline's catalog (``catalog_names``). A series without metadata keeps its row (nulls), so the dimension
+    covers every fact row.
     """
+    catalog_names = catalog_names or {}
     if fact.num_rows == 0:
         raise NoInputRows("fact_bls_observation is empty")
     stats = fact.group_by(["series_id"], use_threads=False).aggregate(
@@ -593,7 +596,7 @@ def dim_series(fact: pa.Table, series: pa.Table | None) -> pa.Table:
     rows = []
     for stat in stats.to_pylist():
         meta = meta_rows.get(stat["series_id"], {})
-        title = meta.get("series_title") or _composed_title(meta)
+        title = meta.get("series_title") or _composed_title(meta) or catalog_names.get(stat["series_id"])
         rows.append(
             {
                 **{name: meta.get(name) for name in DIM_SERIES_SCHEMA.names if name in meta},

@@ -14,10 +14,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 import pyarrow as pa
 
+from datalake.catalog import load_catalog
+from datalake.contracts import Source
 from datalake.layout import mart_prefix
 from modeler import domain as d
 from modeler.checks import (
@@ -108,6 +111,12 @@ def _current_pr(observations: pa.Table) -> pa.Table:
     return d.current_bulk_file(observations, "pr")
 
 
+@cache
+def catalog_series_names() -> dict[str, str]:
+    """The human names of the BLS API series in the pipeline's catalog (the shared layer's catalog.toml)."""
+    return {e.dataset: e.name for e in load_catalog().by_source(Source.BLS_API)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The marts
 # ----------------------------------------------------------------------------------------------------------------
@@ -132,9 +141,10 @@ MARTS: tuple[MartSpec, ...] = (
     MartSpec(
         name="dim_series",
         kind="dimensions",
+        version="2",  # 2: titles fall back to the catalog's names
         description="Every series with observations, with codes and titles from the mapping files or API catalog.",
         inputs=(mart("fact_bls_observation"), staging("bls_series", required=False)),
-        build=lambda i, _prev: d.dim_series(i["fact_bls_observation"], i.get("bls_series")),
+        build=lambda i, _prev: d.dim_series(i["fact_bls_observation"], i.get("bls_series"), catalog_series_names()),
         schema=d.DIM_SERIES_SCHEMA,
         key=("series_id",),
         checks=(

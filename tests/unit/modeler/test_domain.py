@@ -276,3 +276,10 @@ def test_dim_territory_has_comarques_and_municipalities_with_their_names():
     assert set(keys) == {"comarca/garraf", "comarca/osona", "municipality/garraf/sitges", "municipality/osona/vic"}
     assert keys["municipality/osona/vic"]["municipality_name"] == "Vic"
     assert keys["comarca/garraf"]["level"] == "comarca" and keys["comarca/garraf"]["comarca_name"] == "Garraf"
+
+
+def test_dim_series_falls_back_to_the_catalog_name_and_keeps_series_without_metadata():
+    fact = d.fact_bls_observation(observations([("LNS14000000", 2024, "M01", 4.0), ("CES1", 2024, "M01", 1.0)]))
+    rows = {r["series_id"]: r for r in d.dim_series(fact, None, {"LNS14000000": "Unemployment rate"}).to_pylist()}
+    assert rows["LNS14000000"]["series_title"] == "Unemployment rate"
+    assert rows["CES1"]["series_title"] is None and rows["CES1"]["observations"] == 1
