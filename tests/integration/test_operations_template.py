@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from datalake.contracts import EventType, Source
-from localrun.template import load_template
+from localrun.template import ROOT, load_template
 from notifier.links import DLQ_OF_STAGE, FUNCTIONS, QUEUES
 
 pytestmark = pytest.mark.integration
@@ -339,3 +340,33 @@ def test_housekeeping_runs_often_enough_for_the_freshness_alarm(template):
     minutes = int(re.fullmatch(r"rate\((\d+) minutes\)", schedule).group(1))
     [period] = {a["Period"] for a in alarms(template) if a["MetricName"] == "FreshnessHours"}
     assert 60 * minutes * 3 <= period  # at least three datapoints in every alarm period
+
+
+# -- the runbook ------------------------------------------------------------------------------------------------------
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's anchors for the headings of docs/operations.md."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    headings = re.findall(r"^#{2,4} (.+)$", text, re.M)
+    return {re.sub(r"[^a-z0-9 -]", "", h.lower()).strip().replace(" ", "-") for h in headings}
+
+
+def test_every_runbook_link_in_messages_and_alarms_has_its_section(template):
+    import notifier.domain
+
+    anchors = runbook_anchors()
+    code = Path(notifier.domain.__file__).read_text()
+    linked = set(re.findall(r"\{RUNBOOK\}#([a-z-]+)", code))
+    linked |= set(re.findall(r"#(function-[a-z]+)", code))
+    for alarm in alarms(template):
+        linked |= set(re.findall(r"docs/operations\.md#([a-z-]+)", alarm["AlarmDescription"]))
+    assert {"dlq-not-empty", "queue-age", "freshness", "stage-failed", "dataset-quarantined"} <= linked
+    assert linked - anchors == set()
+    alarm_names = {
+        re.sub(r"^\$\{AWS::StackName\}-\$\{Stage\}-", "", a["AlarmName"]["Fn::Sub"]) for a in alarms(template)
+    }
+    text = (ROOT / "docs" / "operations.md").read_text()
+    for name in alarm_names:  # each alarm, or its family, is in the runbook's table
+        family = re.sub(r"^(scheduler|extractor|transformer|modeler|notifier)-", "<function>-", name)
+        assert f"`{name}`" in text or f"`{family}`" in text, name
