@@ -1,80 +1,31 @@
 """The reports on real data: the 2026-08 BLS pr release and the recorded DataUSA (tesseract) population.
 
-The handler is invoked with exactly ``events/modeler_staged_batch.json``. Every expected answer is computed here,
-from the raw files, with csv/json and Decimal/Fraction arithmetic: no staging helper, no modeler function.
+The handler is invoked with exactly ``events/modeler_staged_batch.json``. Every expected answer is computed by the
+tests (``raw_answers``) from the raw files, with csv/json and Decimal/Fraction arithmetic: no staging helper, no
+modeler function.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-from collections import defaultdict
-from decimal import Decimal, localcontext
-from fractions import Fraction
-from pathlib import Path
+from decimal import Decimal
 
 import pytest
 
 from tests.conftest import load_event
+from tests.unit.modeler.raw_answers import (
+    expected_best_years,
+    expected_correlations,
+    expected_population_stats,
+    expected_series_population,
+    raw_population,
+    raw_pr_rows,
+)
 from tests.unit.modeler.staging_builder import POPULATION_JSON, PR_CURRENT, PR_DIR, RUN_ID, bulk_observations
 
-QUARTERS = {"Q01", "Q02", "Q03", "Q04"}
 BEST_YEAR_KEY = "marts/reports/bls_best_year/bls_best_year.parquet"
 POPULATION_STATS_KEY = "marts/reports/population_stats/population_stats.parquet"
 SERIES_POPULATION_KEY = "marts/reports/series_population/series_population.parquet"
 CORRELATION_KEY = "marts/reports/bls_population_correlation/bls_population_correlation.parquet"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Independent answers, from the raw files
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def raw_pr_rows(path: Path) -> list[dict[str, str]]:
-    """The bulk TSV with Python's csv module: CRLF, padded ids and values, a trailing empty footnote cell."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        header = [h.strip() for h in next(reader)]
-        return [dict(zip(header, (cell.strip() for cell in row), strict=True)) for row in reader]
-
-
-def raw_population() -> dict[int, int]:
-    document = json.loads(POPULATION_JSON.read_text())
-    return {int(r["Year"]): int(r["Population"]) for r in document["data"]}
-
-
-def expected_best_years(rows: list[dict[str, str]]) -> tuple[dict[str, tuple[int, Decimal]], set[str], set[str]]:
-    quarterly: dict[str, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    annual: dict[str, dict[int, Decimal]] = defaultdict(dict)
-    has_quarters: set[str] = set()
-    for r in rows:
-        if r["value"] == "-":
-            continue
-        if r["period"] in QUARTERS:
-            quarterly[r["series_id"]][int(r["year"])] += Decimal(r["value"])
-            has_quarters.add(r["series_id"])
-        elif r["period"] == "Q05":
-            annual[r["series_id"]][int(r["year"])] = Decimal(r["value"])
-    best, tied = {}, set()
-    for series in {r["series_id"] for r in rows}:
-        totals = quarterly[series] if series in has_quarters else annual[series]
-        top = max(totals.values())
-        years = sorted(y for y, v in totals.items() if v == top)
-        best[series] = (years[0], top)
-        if len(years) > 1:
-            tied.add(series)
-    annual_only = {s for s in best if s not in has_quarters}
-    return best, tied, annual_only
-
-
-def pearson(xs: list[float], ys: list[float]) -> float:
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy)
 
 
 @pytest.fixture
@@ -95,21 +46,14 @@ def built(modeler_aws, modeler_handler, lambda_context):
 
 def test_population_stats_match_the_raw_datausa_file(built):
     # GIVEN the recorded population, parsed independently: 2013-2018 are all present
-    population = raw_population()
-    window = [population[y] for y in range(2013, 2019)]
-    n = len(window)
-    mean = Fraction(sum(window), n)
-    squares = sum((Fraction(x) - mean) ** 2 for x in window)
-    with localcontext() as ctx:
-        ctx.prec = 50
-        pop_std = (Decimal(squares.numerator) / Decimal(squares.denominator) / n).sqrt()
-        sample_std = (Decimal(squares.numerator) / Decimal(squares.denominator) / (n - 1)).sqrt()
+    expected = expected_population_stats(raw_population(POPULATION_JSON))
+    assert expected.years == [2013, 2014, 2015, 2016, 2017, 2018]
 
     # THEN the report holds the same mean and both standard deviations, named so, and the years present
     (row,) = built.mart(POPULATION_STATS_KEY).to_pylist()
-    assert row["mean_population"] == float(mean) == 322_069_808.0
-    assert row["std_population_ddof0"] == pytest.approx(float(pop_std), rel=1e-14)
-    assert row["std_sample_ddof1"] == pytest.approx(float(sample_std), rel=1e-14)
+    assert row["mean_population"] == float(expected.mean) == 322_069_808.0
+    assert row["std_population_ddof0"] == pytest.approx(float(expected.std_population), rel=1e-14)
+    assert row["std_sample_ddof1"] == pytest.approx(float(expected.std_sample), rel=1e-14)
     assert row["std_sample_ddof1"] > row["std_population_ddof0"]
     assert (row["years_present"], row["years_expected"]) == (6, 6)
     assert row["years"] == "2013,2014,2015,2016,2017,2018"
@@ -121,7 +65,8 @@ def test_population_stats_match_the_raw_datausa_file(built):
 def test_best_year_per_series_matches_the_raw_current_file(built):
     # GIVEN the answers computed from the raw pr.data.0.Current with Decimal sums
     raw = raw_pr_rows(PR_CURRENT)
-    expected, tied, annual_only = expected_best_years(raw)
+    answers = expected_best_years(raw)
+    expected, tied, annual_only = answers.best, answers.tied, answers.annual_only
     # the real file exercises every rule: 282 series, 45 annual-only, and genuine ties
     assert len(expected) == 282
     assert len(annual_only) == 45
@@ -143,13 +88,7 @@ def test_best_year_per_series_matches_the_raw_current_file(built):
 
 def test_series_population_keeps_every_year_and_null_populations(built):
     # GIVEN PRS30006032 Q01 from the raw Current file and the population by year from the raw JSON
-    population = raw_population()
-    series = sorted(
-        (int(r["year"]), float(r["value"]))
-        for r in raw_pr_rows(PR_CURRENT)
-        if r["series_id"] == "PRS30006032" and r["period"] == "Q01"
-    )
-    expected = [(y, v, population.get(y)) for y, v in series]
+    expected = expected_series_population(raw_pr_rows(PR_CURRENT), raw_population(POPULATION_JSON))
 
     # THEN every year is there, with its population or null (never dropped)
     rows = built.mart(SERIES_POPULATION_KEY).to_pylist()
@@ -165,15 +104,7 @@ def test_series_population_keeps_every_year_and_null_populations(built):
 
 def test_correlation_with_population_matches_an_independent_pearson(built):
     # GIVEN each series' Q05 (annual) value from the raw Current file, paired with the population of its year
-    population = raw_population()
-    annual: dict[str, dict[int, float]] = defaultdict(dict)
-    for r in raw_pr_rows(PR_CURRENT):
-        if r["period"] == "Q05" and int(r["year"]) in population:
-            annual[r["series_id"]][int(r["year"])] = float(r["value"])
-    expected = {}
-    for series, values in annual.items():
-        years = sorted(values)
-        expected[series] = (len(years), pearson([values[y] for y in years], [float(population[y]) for y in years]))
+    expected = expected_correlations(raw_pr_rows(PR_CURRENT), raw_population(POPULATION_JSON))
 
     # THEN the report has the same number of years and the same r for every series
     rows = {r["series_id"]: r for r in built.mart(CORRELATION_KEY).to_pylist()}
