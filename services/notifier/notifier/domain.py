@@ -410,7 +410,7 @@ class RunReport:
     last_at: datetime | None
     staged_any: bool
     modeled_after_staging: bool
-    counts: dict[str, int] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)  # landed, but not staged or quarantined yet
 
     @property
     def pending(self) -> list[str]:
@@ -454,6 +454,7 @@ class _Tally:
     skipped: set[str] = field(default_factory=set)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
+    in_flight: set[str] = field(default_factory=set)
     # first/last time each stage was heard of: extract end, transform start and end, last staging, model end
     marks: dict[str, datetime] = field(default_factory=dict)
 
@@ -461,6 +462,9 @@ class _Tally:
         ref, outcome = dataset_ref(event), terminal_outcome(event)
         if ref and outcome:
             self.outcomes[ref] = (outcome, event)  # in time order: the latest outcome wins
+            self.in_flight.discard(ref)
+        elif ref and isinstance(event, DatasetExtracted):
+            self.in_flight.add(ref)  # landed again after its outcome (a redrive): the outcome is not final yet
         stage = _stage_of(event)
         if stage == "extract":
             self.marks["extract_end"] = event.occurred_at
@@ -537,8 +541,9 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         trigger=started.trigger.value if started else None,
         started_at=started.occurred_at if started else None,
         expected=sorted(set(started.datasets)) if started else None,
-        outcomes=tally.outcomes,
+        outcomes={ref: o for ref, o in tally.outcomes.items() if ref not in tally.in_flight},
         extracted=tally.extracted,
+        in_flight=tally.in_flight,
         tables=tally.tables,
         marts=tally.marts,
         skipped_marts=sorted(tally.skipped),
@@ -579,10 +584,16 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
     for failure in report.run_failures:
         lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
     for ref in report.pending:
-        lines.append(
-            f"  no outcome {ref}: nothing was heard of it before the run was closed; look for its ExtractRequest "
-            f"in ExtractDLQ ({RUNBOOK}#run-not-settled)"
-        )
+        if ref in report.in_flight:
+            lines.append(
+                f"  no outcome {ref}: landed but never staged or quarantined; look for its landing in TransformDLQ "
+                f"({RUNBOOK}#run-not-settled)"
+            )
+        else:
+            lines.append(
+                f"  no outcome {ref}: nothing was heard of it before the run was closed; look for its ExtractRequest "
+                f"in ExtractDLQ ({RUNBOOK}#run-not-settled)"
+            )
     if report.expected is None:
         lines.append("  run.started was never received: the expected datasets are unknown")
     if report.staged_any and not report.modeled_after_staging:
