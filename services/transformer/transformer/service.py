@@ -106,6 +106,17 @@ class Outcome:
         return {k: sum(getattr(t, k) for t in self.tables.values()) for k in keys}
 
     @property
+    def table_counts(self) -> dict[str, dict[str, int]]:
+        keys = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised")
+        return {name: {k: getattr(t, k) for k in keys} for name, t in sorted(self.tables.items())}
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """The totals, and each table's counts as ``{table}.{count}``."""
+        detail = {f"{name}.{k}": v for name, counts in self.table_counts.items() for k, v in counts.items()}
+        return {**self.counts, **detail}
+
+    @property
     def status(self) -> str:
         if self.failures:
             return "partial" if self.units_staged else "quarantined"
@@ -119,6 +130,7 @@ class Outcome:
             "source": self.source,
             "dataset": self.dataset,
             "counts": self.counts,
+            "table_counts": self.table_counts,
             "tables": [t.staged_table(name).model_dump() for name, t in sorted(self.tables.items())],
             "staged_keys": self.staged_keys,
             "quarantine_keys": self.quarantine_keys,
@@ -433,7 +445,7 @@ class TransformerService:
                     **common,
                     manifest_key=outcome.manifest_key,
                     tables=[t.staged_table(name) for name, t in sorted(outcome.tables.items())],
-                    counts=counts,
+                    counts=outcome.event_counts,
                     keys=outcome.staged_keys,
                 )
             )
@@ -450,7 +462,7 @@ class TransformerService:
                     manifest_key=outcome.manifest_key,
                     reason=reason[:4000],
                     quarantine_key=outcome.quarantine_keys[0],
-                    counts=counts,
+                    counts=outcome.event_counts,
                     keys=outcome.quarantine_keys,
                 )
             )

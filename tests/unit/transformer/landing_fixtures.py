@@ -58,9 +58,7 @@ def build_events(aws: TransformerAws, keys: dict[str, str]) -> tuple[dict[str, A
     landings = [sqs_record(s3_test_event_body(aws.bucket), "0b5e0c1d-0000-4000-8000-000000000000")]
     for i, name in enumerate(("bls_bulk", "bls_api", "datausa", "socrata"), start=1):
         landings.append(_notification(aws, keys[name], f"0b5e0c1d-0000-4000-8000-00000000000{i}"))
-    duplicates = [
-        _notification(aws, keys["bls_api"], f"0b5e0c1d-0000-4000-8000-00000000001{i}") for i in range(3)
-    ]
+    duplicates = [_notification(aws, keys["bls_api"], f"0b5e0c1d-0000-4000-8000-00000000001{i}") for i in range(3)]
     return {"Records": landings}, {"Records": duplicates}
 
 
@@ -74,8 +72,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from tests.env import TEST_ENV
     import os
+
+    from tests.env import TEST_ENV
 
     os.environ.update(TEST_ENV)
     sys.exit(main())

@@ -212,7 +212,9 @@ class Landings:
         """Pages (JSON arrays) as parts part-00000..., the metadata as the last part, then the manifest."""
         digest = sha256_hex(b"".join(sha256_hex(p).encode() for p in [*pages, views]))
         parts = [
-            self._part(landing_part_key(Source.SOCRATA, dataset, moment, digest, i, ".json"), page, "data", None, run_id)
+            self._part(
+                landing_part_key(Source.SOCRATA, dataset, moment, digest, i, ".json"), page, "data", None, run_id
+            )
             for i, page in enumerate(pages)
         ]
         parts.append(
@@ -226,9 +228,7 @@ class Landings:
         )
         return self._commit(Source.SOCRATA, dataset, parts, digest, moment, run_id)
 
-    def bulk_sync(
-        self, survey: str, files: dict[str, bytes], moment: datetime = MOMENT, run_id: str = RUN_ID
-    ) -> str:
+    def bulk_sync(self, survey: str, files: dict[str, bytes], moment: datetime = MOMENT, run_id: str = RUN_ID) -> str:
         """A mirror sync: the changed files written in place (a new version each), then the manifest."""
         parts, changes = [], []
         for name, body in sorted(files.items()):
@@ -249,8 +249,18 @@ class Landings:
         digest = sha256_hex("".join(f"{p.name}:{p.sha256}" for p in parts).encode())
         return self._commit(Source.BLS_BULK, survey, parts, digest, moment, run_id, changes)
 
-    def pr_release(self, folder: Path, moment: datetime = MOMENT, run_id: str = RUN_ID, files: tuple[str, ...] = ()) -> str:
-        names = files or ("pr.data.0.Current", "pr.series", "pr.sector", "pr.class", "pr.measure", "pr.duration", "pr.seasonal")
+    def pr_release(
+        self, folder: Path, moment: datetime = MOMENT, run_id: str = RUN_ID, files: tuple[str, ...] = ()
+    ) -> str:
+        names = files or (
+            "pr.data.0.Current",
+            "pr.series",
+            "pr.sector",
+            "pr.class",
+            "pr.measure",
+            "pr.duration",
+            "pr.seasonal",
+        )
         return self.bulk_sync("pr", {n: (folder / n).read_bytes() for n in names}, moment, run_id)
 
 
@@ -313,7 +323,12 @@ def stage(aws: TransformerAws, manifest_key: str) -> dict[str, Any]:
 
 def s3_record(bucket: str, key: str, etag: str, size: int = 0, version_id: str | None = None) -> dict[str, Any]:
     """One S3 event record as S3 sends it: the key URL-encoded ('=' as %3D)."""
-    s3_object: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag, "sequencer": "0A1B2C3D4E5F"}
+    s3_object: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "eTag": etag,
+        "sequencer": "0A1B2C3D4E5F",
+    }
     if version_id:
         s3_object["versionId"] = version_id
     return {
