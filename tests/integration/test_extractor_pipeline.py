@@ -30,12 +30,7 @@ def replay():
 @pytest.fixture
 def runner(local_cloud, replay, monkeypatch):
     """A runner whose only function is the extractor, bound to the local cloud's resources and the replay."""
-    handler = bind_handler(
-        monkeypatch,
-        replay,
-        environment=local_cloud.function_environment("ExtractorFunction"),
-        dynamodb=local_cloud.client("dynamodb"),
-    )
+    handler = bind_handler(monkeypatch, replay, environment=local_cloud.function_environment("ExtractorFunction"))
     runner = Runner(local_cloud)
     runner._handlers.update(
         {

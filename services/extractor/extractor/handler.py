@@ -14,10 +14,13 @@ Powertools wiring only; the work is in the connectors (bls_api, bls_bulk, snapsh
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
@@ -56,8 +59,6 @@ settings = settings_for(ExtractorSettings)
 # deferred visibility timeouts then hold, and the function does not count an error for a refusal by the source.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 config = idempotency_config("join('#', [run_id, source, dataset])")
-# The extractor's own persistence layer: Powertools configures a layer once, with the first function's key.
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client("dynamodb"))
 credentials = CredentialStore()
 
 
@@ -78,6 +79,7 @@ class Invocation:
         self.state = StateStore(current.state_table)
         self.lander = Lander(self.lake, self.state, current.pipeline_topic_arn)
         self.queues = ExtractQueues(current.extract_dlq_url)
+        self.idempotency = idempotency(current.idempotency_table)
         self._http: HttpClient | None = None
         self._bls: BlsApiFetcher | None = None
 
@@ -112,7 +114,7 @@ class Invocation:
                 request = ExtractRecord.model_validate(raw).body
             except ValidationError:
                 continue  # dead-lettered with its reason when its record is processed
-            if request.source is Source.BLS_API and not already_done(request):
+            if request.source is Source.BLS_API and not self.idempotency.already_done(request):
                 wanted.append(request)
         if not wanted:
             return
@@ -180,9 +182,8 @@ class Invocation:
         return {"outcome": "dead_lettered", "reason": reason, "error_type": error_type}
 
 
-@idempotent_function(data_keyword_argument="request", config=config, persistence_store=persistence)
-def extract_once(request: ExtractRequest, record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
-    """The idempotent unit of work: one request, once per ``run_id#source#dataset``.
+def extract(request: ExtractRequest, record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
+    """The unit of work: one request. Made idempotent per ``run_id#source#dataset`` by ``idempotent_extract``.
 
     Returns
     -------
@@ -199,14 +200,30 @@ def extract_once(request: ExtractRequest, record: SQSRecord, invocation: Invocat
         return invocation.dead_letter(record, request, exc)
 
 
-def already_done(request: ExtractRequest) -> bool:
-    """Whether this request's idempotency record is COMPLETED (a redelivery): its series needs no API call."""
-    persistence.configure(config, f"{extract_once.__module__}.{extract_once.__qualname__}")
-    try:
-        record = persistence.get_record(request.model_dump(mode="json"))
-    except IdempotencyItemNotFoundError:
-        return False
-    return record is not None and record.status == "COMPLETED" and not record.is_expired
+@dataclass(frozen=True)
+class Idempotency:
+    persistence: DynamoDBPersistenceLayer
+    extract: Callable[..., dict[str, Any]]
+
+    def already_done(self, request: ExtractRequest) -> bool:
+        """Whether this request's record is COMPLETED (a redelivery): its series then needs no API call."""
+        self.persistence.configure(config, f"{extract.__module__}.{extract.__qualname__}")
+        try:
+            record = self.persistence.get_record(request.model_dump(mode="json"))
+        except IdempotencyItemNotFoundError:
+            return False
+        return record is not None and record.status == "COMPLETED" and not record.is_expired
+
+
+@cache
+def idempotency(table_name: str) -> Idempotency:
+    """The extractor's own persistence layer and idempotent unit, built on first use (no AWS client at import).
+
+    Its own layer, not a shared one: Powertools configures a layer once, with the first function's key.
+    """
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client("dynamodb"))
+    unit = idempotent_function(data_keyword_argument="request", config=config, persistence_store=persistence)(extract)
+    return Idempotency(persistence, unit)
 
 
 @tracer.capture_method(capture_response=False)
@@ -228,7 +245,7 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     logger.set_correlation_id(request.run_id)
     logger.append_keys(source=request.source.value, dataset=request.dataset)
     try:
-        outcome = extract_once(request=request, record=record, invocation=invocation)
+        outcome = invocation.idempotency.extract(request=request, record=record, invocation=invocation)
     except Deferred as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         seconds = deferral_seconds(receive_count)
@@ -267,6 +284,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     ``{"batchItemFailures": [...]}``: the records to redeliver.
     """
     config.register_lambda_context(context)
+    metrics.add_metric(name="ExtractRequestsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     invocation = Invocation(settings)
     try:
         with time_budget(context.get_remaining_time_in_millis()):

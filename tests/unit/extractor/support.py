@@ -125,23 +125,18 @@ def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
 
 
 def bind_handler(
-    monkeypatch: pytest.MonkeyPatch,
-    replay: ReplayServer,
-    environment: dict[str, str] | None = None,
-    dynamodb: Any | None = None,
+    monkeypatch: pytest.MonkeyPatch, replay: ReplayServer, environment: dict[str, str] | None = None
 ) -> Any:
-    """Point the (already imported) extractor handler at this test's resources and replay server."""
-    from datalake.aws import client
+    """Point the (already imported) extractor handler at this test's resources and replay server.
+
+    The handler's settings are replaced, and what it builds on first use (the idempotency layer and its AWS
+    client, the HTTP session, cached credentials) is forgotten, as in a fresh container.
+    """
     from extractor import handler
 
     env = {**os.environ, **replay.environment(), **(environment or {})}
-    settings = load_settings(ExtractorSettings, env)
-    monkeypatch.setattr(handler, "settings", settings)
-    monkeypatch.setattr(handler.persistence, "table_name", settings.idempotency_table)
-    monkeypatch.setattr(handler.persistence, "client", dynamodb or client("dynamodb"))
-    cache = getattr(handler.persistence, "_cache", None)
-    if cache is not None:
-        cache.clear()
+    monkeypatch.setattr(handler, "settings", load_settings(ExtractorSettings, env))
+    handler.idempotency.cache_clear()
     handler.credentials.clear()
     handler.http_session.cache_clear()
     return handler
