@@ -95,6 +95,13 @@ def test_the_local_run_prints_its_summary_with_the_counts_of_that_run(tmp_path):
     assert set(stages) == {"extract", "transform", "model", "total"}
     assert "== notifications (1), as the alerts email would show them" in first
 
+    # AND every log line of the run, from the scheduler to the notifier, carries the run id as its correlation id
+    log_path = Path(re.search(r"; logs: (\S+)$", first, re.M).group(1))
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    logged = [line for line in lines if "_aws" not in line]  # EMF metrics share the stream
+    assert {line["service"] for line in logged} == {"scheduler", "extractor", "transformer", "modeler", "notifier"}
+    assert {line.get("correlation_id") for line in logged} == {run_id}
+
     # WHEN it runs again over the same data, THEN that run's summary says nothing changed
     second = local_run(lake, "--source", "datausa")
     run_2 = run_id_of(second)

@@ -129,7 +129,7 @@ def housekeeping(run_id: str | None, older_than: timedelta, delivery_id: str) ->
     return {"summaries": [d.notice.subject for d in deliveries if d.status == "sent"]}
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -144,6 +144,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     BadNotifierRequest
         On a direct invoke that is neither the schedule nor ``{"action": "settle", "run_id"?: ...}``.
     """
+    # Each record sets its own run's correlation id; nothing carries over from the previous invocation.
+    logger.set_correlation_id(None)
+    logger.remove_keys(["run_id", "event_type"])
     if "Records" in event:
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
