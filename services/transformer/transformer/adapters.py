@@ -521,31 +521,44 @@ class StateRecorder:
         self.state = state
 
     def staged(self, manifest: Manifest, manifest_key: str, counts: dict[str, int], now: datetime) -> None:
+        """Both items in one transaction: the dataset's staging outcome and its source's freshness."""
         source = manifest.source.value
-        self.state.update(
-            dataset_pk(source, manifest.dataset),
-            "STATE",
-            set_values={
-                "staged_at": utc_iso(now),
-                "staged_manifest_key": manifest_key,
-                "staged_run_id": manifest.run_id,
-                "staged_content_sha256": manifest.content_sha256,
-                "staged_ingested_at": utc_iso(manifest.created_at),
-                "staged_rows": counts.get("rows_written", 0),
-                "staged_rows_quarantined": counts.get("rows_quarantined", 0),
-                "last_outcome": "staged",
-            },
-        )
-        self.state.update(
-            f"SOURCE#{source}",
-            "FRESHNESS",
-            set_values={
-                "last_staged_at": utc_iso(now),
-                "last_staged_dataset": manifest.dataset,
-                "last_staged_run_id": manifest.run_id,
-                "last_staged_manifest_key": manifest_key,
-            },
-        )
+        dataset_values = {
+            "staged_at": utc_iso(now),
+            "staged_manifest_key": manifest_key,
+            "staged_run_id": manifest.run_id,
+            "staged_content_sha256": manifest.content_sha256,
+            "staged_ingested_at": utc_iso(manifest.created_at),
+            "staged_rows": counts.get("rows_written", 0),
+            "staged_rows_quarantined": counts.get("rows_quarantined", 0),
+            "last_outcome": "staged",
+        }
+        freshness_values = {
+            "last_staged_at": utc_iso(now),
+            "last_staged_dataset": manifest.dataset,
+            "last_staged_run_id": manifest.run_id,
+            "last_staged_manifest_key": manifest_key,
+        }
+        items = [
+            self._update(dataset_pk(source, manifest.dataset), "STATE", dataset_values),
+            self._update(f"SOURCE#{source}", "FRESHNESS", freshness_values),
+        ]
+        try:
+            self.state.ddb.transact_write_items(TransactItems=items)
+        except (ClientError, BotoCoreError) as exc:
+            raise StateError(f"cannot record the staging of {manifest_key}: {exc}") from exc
+
+    def _update(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
+        names = {f"#n{i}": k for i, k in enumerate(values)}
+        return {
+            "Update": {
+                "TableName": self.state.table_name,
+                "Key": to_item({"pk": pk, "sk": sk}),
+                "UpdateExpression": "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(values))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":v{i}": v for i, v in enumerate(to_item(values).values())},
+            }
+        }
 
     def quarantined(
         self, manifest: Manifest, manifest_key: str, reason: str, quarantine_key: str, now: datetime

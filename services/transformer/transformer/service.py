@@ -321,6 +321,9 @@ class TransformerService:
         return Unit(BLS_SERIES, {"survey": survey}, "bulk", parsed)
 
     def _merge(self, unit: Unit, manifest: Manifest, outcome: Outcome) -> None:
+        if not unit.parsed.valid.num_rows:  # nothing to upsert: the group stays as it is
+            outcome.units_staged += 1
+            return
         staging = self.ports.staging
         prefix = staging.prefix(unit.spec, unit.partition)
         tally = outcome.tally(unit.spec.name)
