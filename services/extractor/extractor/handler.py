@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -32,158 +31,27 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from datalake.aws import client
-from datalake.contracts import ExtractRequest, Source, StageFailed
-from datalake.events import publish_event
+from datalake.contracts import ExtractRequest
 from datalake.idempotency import idempotency_config
-from datalake.lake import LakeStore
 from datalake.observability import logger, metrics, tracer
 from datalake.records import ExtractRecord
 from datalake.settings import ExtractorSettings, settings_for
-from datalake.state import StateStore
 from extractor.budget import time_budget
-from extractor.credentials import CredentialStore
 from extractor.domain import deferral_seconds
 from extractor.errors import Deferred, ExtractionError, PermanentFailure
-from extractor.landing import Lander
-from extractor.queues import ExtractQueues, QueueError
+from extractor.queues import QueueError
+from extractor.service import Invocation
 from extractor.telemetry import telemetry
-
-if TYPE_CHECKING:
-    import requests
-
-    from extractor.bls_api import BlsApiFetcher
-    from extractor.http import HttpClient
 
 settings = settings_for(ExtractorSettings)
 # A batch whose every record failed (a quota day) is reported record by record, like any partial failure: the
 # deferred visibility timeouts then hold, and the function does not count an error for a refusal by the source.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 config = idempotency_config("join('#', [run_id, source, dataset])")
-credentials = CredentialStore()
-
-
-@cache
-def http_session(contact_email: str) -> requests.Session:
-    """One session per cold start (connection reuse across invocations), retries mounted."""
-    from extractor.http import new_session, user_agent
-
-    return new_session(user_agent(contact_email))
-
-
-class Invocation:
-    """The collaborators of one invocation, built from the settings; connectors are imported on first use."""
-
-    def __init__(self, current: ExtractorSettings) -> None:
-        self.settings = current
-        self.lake = LakeStore(current.lake_bucket)
-        self.state = StateStore(current.state_table)
-        self.lander = Lander(self.lake, self.state, current.pipeline_topic_arn)
-        self.queues = ExtractQueues(current.extract_dlq_url)
-        self.idempotency = idempotency(current.idempotency_table)
-        self._http: HttpClient | None = None
-        self._bls: BlsApiFetcher | None = None
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            from extractor.http import HttpClient
-
-            self._http = HttpClient(
-                http_session(self.settings.contact_email), max_bytes=self.settings.max_payload_bytes
-            )
-        return self._http
-
-    @property
-    def bls(self) -> BlsApiFetcher:
-        """The batch's BLS fetcher. Reading the key may fail (SSM outage): then every BLS record fails alone."""
-        if self._bls is None:
-            from extractor.bls_api import BlsApiFetcher
-
-            key = credentials.get(self.settings.bls_api_key_param)
-            self._bls = BlsApiFetcher(
-                self.http, self.settings.bls_api_url, key, datetime.now(UTC).date(), self.settings.daily_window_years
-            )
-        return self._bls
-
-    # -- the batch ----------------------------------------------------------------------------------------------
-    def prefetch(self, event: dict[str, Any]) -> None:
-        """Fetch the BLS API series of the whole batch in as few queries as the limits allow."""
-        wanted = []
-        for raw in event.get("Records", []):
-            try:
-                request = ExtractRecord.model_validate(raw).body
-            except ValidationError:
-                continue  # dead-lettered with its reason when its record is processed
-            if request.source is Source.BLS_API and not self.idempotency.already_done(request):
-                wanted.append(request)
-        if not wanted:
-            return
-        try:
-            sent = self.bls.prefetch(wanted)
-        except ExtractionError as exc:
-            logger.warning("BLS prefetch failed; each BLS record will fail on its own", extra={"error": str(exc)})
-            return
-        logger.info("BLS API prefetch", extra={"series": len(wanted), "queries": sent})
-
-    # -- one request --------------------------------------------------------------------------------------------
-    def extract(self, request: ExtractRequest) -> dict[str, Any]:
-        """Fetch one request from its source and land it (or record it unchanged)."""
-        if request.source is Source.BLS_BULK:
-            from extractor.bls_bulk import BulkMirror
-
-            return BulkMirror(self.http, self.settings.bls_bulk_url, self.lake, self.state, self.lander).sync(request)
-        if request.source is Source.BLS_API:
-            fetched = self.bls.fetched_for(request)
-        elif request.source is Source.DATAUSA:
-            from extractor.snapshots import fetch_datausa
-
-            fetched = fetch_datausa(self.http, self.settings.datausa_url, request)
-        else:
-            from extractor.snapshots import fetch_socrata
-
-            fetched = fetch_socrata(
-                self.http,
-                self.settings.socrata_url,
-                request,
-                request.params.page_size or self.settings.socrata_page_size,
-                credentials.get(self.settings.socrata_app_token_param),
-                self.settings.max_payload_bytes,
-            )
-        try:
-            return self.lander.land(fetched)
-        finally:
-            fetched.close()
-
-    def dead_letter(self, record: SQSRecord, request: ExtractRequest | None, error: ExtractionError | str) -> dict:
-        """Send the original body to the ExtractDLQ with its reason; tell people (stage.failed)."""
-        reason = str(error)
-        error_type = error.reason_code if isinstance(error, ExtractionError) else "invalid_message"
-        attributes = {
-            "original_message_id": record.message_id,
-            "receive_count": record.attributes.approximate_receive_count,
-        }
-        if request is not None:
-            attributes.update(source=request.source.value, dataset=request.dataset, run_id=request.run_id)
-        self.queues.dead_letter(record.body, reason, error_type, attributes)
-        if request is not None:
-            publish_event(
-                StageFailed(
-                    run_id=request.run_id,
-                    source=request.source,
-                    dataset=request.dataset,
-                    stage="extractor",
-                    reason=reason,
-                    error_type=error_type,
-                ),
-                self.settings.pipeline_topic_arn,
-            )
-        telemetry.count("ExtractFailures", reason=error_type)
-        logger.error("request dead-lettered", extra={"reason": reason, "error_type": error_type})
-        return {"outcome": "dead_lettered", "reason": reason, "error_type": error_type}
 
 
 def extract(request: ExtractRequest, record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
-    """The unit of work: one request. Made idempotent per ``run_id#source#dataset`` by ``idempotent_extract``.
+    """The unit of work: one request. Made idempotent per ``run_id#source#dataset`` by ``idempotency()``.
 
     Returns
     -------
@@ -245,7 +113,7 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     logger.set_correlation_id(request.run_id)
     logger.append_keys(source=request.source.value, dataset=request.dataset)
     try:
-        outcome = invocation.idempotency.extract(request=request, record=record, invocation=invocation)
+        outcome = idempotency(settings.idempotency_table).extract(request=request, record=record, invocation=invocation)
     except Deferred as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         seconds = deferral_seconds(receive_count)
@@ -286,9 +154,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config.register_lambda_context(context)
     metrics.add_metric(name="ExtractRequestsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     invocation = Invocation(settings)
+    requests = invocation.requests_of(event)
+    run_ids = sorted({r.run_id for r in requests})
+    if run_ids:  # the batch's logs before any record (the prefetch) carry the run id too
+        logger.set_correlation_id(",".join(run_ids))
     try:
         with time_budget(context.get_remaining_time_in_millis()):
-            invocation.prefetch(event)
+            invocation.prefetch(requests, idempotency(settings.idempotency_table).already_done)
             return process_partial_response(
                 event=event,
                 record_handler=lambda record: record_handler(record, invocation),

@@ -132,13 +132,13 @@ def bind_handler(
     The handler's settings are replaced, and what it builds on first use (the idempotency layer and its AWS
     client, the HTTP session, cached credentials) is forgotten, as in a fresh container.
     """
-    from extractor import handler
+    from extractor import handler, service
 
     env = {**os.environ, **replay.environment(), **(environment or {})}
     monkeypatch.setattr(handler, "settings", load_settings(ExtractorSettings, env))
     handler.idempotency.cache_clear()
-    handler.credentials.clear()
-    handler.http_session.cache_clear()
+    service.credentials.clear()
+    service.http_session.cache_clear()
     return handler
 
 

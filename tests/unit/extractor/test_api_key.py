@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from extractor.queues import ExtractQueues
 from localrun.replay import ReplayResponse
 from tests.unit.extractor.support import API_KEY, failed_ids, request, sqs_event
 
@@ -80,7 +81,7 @@ def test_the_key_is_used_but_never_logged_landed_or_put_in_metadata(
 
 def test_the_key_stays_secret_when_bls_rejects_it(extractor, aws, replay, lambda_context, captured_logs, monkeypatch):
     aws.put_api_key()
-    monkeypatch.setattr(extractor.ExtractQueues, "defer", lambda *args: None)
+    monkeypatch.setattr(ExtractQueues, "defer", lambda *args: None)
     replay.add_hook(
         lambda req, proceed: ReplayResponse.json_body(
             {

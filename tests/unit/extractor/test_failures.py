@@ -8,6 +8,7 @@ import time
 import pytest
 
 from datalake.contracts import Source
+from extractor.queues import ExtractQueues
 from localrun.replay import ReplayResponse, ReplayServer
 from localrun.runner import sqs_lambda_record
 from tests.conftest import load_event
@@ -118,7 +119,9 @@ def test_a_series_no_recording_holds_has_no_data_rather_than_not_existing(extrac
 # -- REQUEST_NOT_PROCESSED: deferred with a growing visibility timeout, never dropped ---------------------------
 
 
-def test_request_not_processed_defers_the_messages_and_they_land_later(extractor, aws, replay, lambda_context):
+def test_request_not_processed_defers_the_messages_and_they_land_later(
+    extractor, aws, replay, lambda_context, monkeypatch
+):
     # GIVEN three series sent through the real queue, and BLS refusing (daily threshold reached)
     sqs = aws.sqs
     for s in SERIES:
@@ -127,51 +130,41 @@ def test_request_not_processed_defers_the_messages_and_they_land_later(extractor
         lambda req, proceed: ReplayResponse.json_body(NOT_PROCESSED) if req.endpoint == "bls_api" else proceed()
     )
     deferred: list[int] = []
-    original_defer = extractor.ExtractQueues.defer
+    original_defer = ExtractQueues.defer
 
     def spy(self, queue_arn, receipt_handle, seconds):
         deferred.append(seconds)
         return original_defer(self, queue_arn, receipt_handle, seconds)
 
-    extractor.ExtractQueues.defer = spy
-    try:
-        messages = sqs.receive_message(QueueUrl=aws.extract_queue, MaxNumberOfMessages=10, AttributeNames=["All"])[
-            "Messages"
-        ]
-        event = {"Records": [sqs_lambda_record(m, EXTRACT_QUEUE_ARN) for m in messages]}
+    monkeypatch.setattr(ExtractQueues, "defer", spy)
+    messages = sqs.receive_message(QueueUrl=aws.extract_queue, MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
+    event = {"Records": [sqs_lambda_record(m, EXTRACT_QUEUE_ARN) for m in messages]}
 
-        # WHEN the extractor handles the batch
-        response = extractor.lambda_handler(event, lambda_context)
+    # WHEN the extractor handles the batch
+    response = extractor.lambda_handler(event, lambda_context)
 
-        # THEN every record fails (stays in the queue), deferred 15 minutes on this first receive
-        assert failed_ids(response) == {m["MessageId"] for m in messages}
-        assert deferred == [900, 900, 900]
-        assert replay.counts["bls_api"] == 1
-        visible, hidden = (
-            int(v)
-            for v in sqs.get_queue_attributes(
-                QueueUrl=aws.extract_queue,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"].values()
-        )
-        assert (visible, hidden) == (0, 3)  # invisible for now, not deleted, not in the DLQ
-        assert aws.dlq_messages() == [] and manifests(aws) == []
+    # THEN every record fails (stays in the queue), deferred 15 minutes on this first receive
+    assert failed_ids(response) == {m["MessageId"] for m in messages}
+    assert deferred == [900, 900, 900]
+    assert replay.counts["bls_api"] == 1
+    counts = sqs.get_queue_attributes(
+        QueueUrl=aws.extract_queue,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "3")
+    assert aws.dlq_messages() == [] and manifests(aws) == []  # invisible for now: not deleted, not dead-lettered
 
-        # WHEN the deferral is over (made visible here instead of waiting) and the quota has reset
-        for m in messages:
-            sqs.change_message_visibility(
-                QueueUrl=aws.extract_queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-            )
-        replay.clear_hooks()
-        again = sqs.receive_message(QueueUrl=aws.extract_queue, MaxNumberOfMessages=10, AttributeNames=["All"])[
-            "Messages"
-        ]
-        assert {m["Attributes"]["ApproximateReceiveCount"] for m in again} == {"2"}
-        response = extractor.lambda_handler(
-            {"Records": [sqs_lambda_record(m, EXTRACT_QUEUE_ARN) for m in again]}, lambda_context
-        )
-    finally:
-        extractor.ExtractQueues.defer = original_defer
+    # WHEN the deferral is over (made visible here instead of waiting) and the quota has reset
+    for m in messages:
+        sqs.change_message_visibility(QueueUrl=aws.extract_queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    replay.clear_hooks()
+    again = sqs.receive_message(QueueUrl=aws.extract_queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    assert {m["Attributes"]["ApproximateReceiveCount"] for m in again} == {"2"}
+    response = extractor.lambda_handler(
+        {"Records": [sqs_lambda_record(m, EXTRACT_QUEUE_ARN) for m in again]}, lambda_context
+    )
 
     # THEN all three land
     assert response == {"batchItemFailures": []}
@@ -181,7 +174,7 @@ def test_request_not_processed_defers_the_messages_and_they_land_later(extractor
 def test_a_second_refusal_defers_twice_as_long(extractor, aws, replay, lambda_context, monkeypatch):
     replay.add_hook(lambda req, proceed: ReplayResponse.json_body(NOT_PROCESSED))
     deferred = []
-    monkeypatch.setattr(extractor.ExtractQueues, "defer", lambda self, arn, handle, seconds: deferred.append(seconds))
+    monkeypatch.setattr(ExtractQueues, "defer", lambda self, arn, handle, seconds: deferred.append(seconds))
     event = bls_batch()
     for record in event["Records"]:
         record["attributes"]["ApproximateReceiveCount"] = "2"
