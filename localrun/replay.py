@@ -418,7 +418,7 @@ class ReplayServer:
         answer = answers.get(request.endpoint)
         if answer is None:
             return _not_found()
-        if request.endpoint != "bls_api" and request.method not in ("GET", "HEAD"):
+        if request.endpoint != "bls_api" and request.method != "GET":
             return ReplayResponse.json_body({"error": True, "message": "Method not allowed"}, status=405)
         return answer(request)
 

@@ -110,7 +110,8 @@ def convert_socrata_csv(path: Path) -> tuple[list[dict[str, Any]], list[tuple[st
                 continue  # SODA JSON omits null fields
             if types[name] == "point":
                 match = _POINT.match(value)
-                assert match is not None
+                if match is None:
+                    raise ValueError(f"{path.name}: {name} = {value!r} is not a WKT point")
                 item[name] = {"type": "Point", "coordinates": [float(match.group(1)), float(match.group(2))]}
             else:
                 item[name] = value  # SODA JSON carries numbers as strings
