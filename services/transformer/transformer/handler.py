@@ -5,6 +5,7 @@ Powertools wiring only. pyarrow and the staging code load on the first landing, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +45,7 @@ def emit_metrics(outcome: Outcome) -> None:
     metrics.add_metric(name="LandingsStaged", unit=MetricUnit.Count, value=1 if outcome.units_staged else 0)
 
 
-@idempotent_function(
-    data_keyword_argument="landing",
-    config=idempotency,
-    persistence_store=persistence_layer(settings.idempotency_table),
-)
-def stage_landing(landing: LandingRef) -> dict[str, Any]:
+def stage_landing_once(landing: LandingRef) -> dict[str, Any]:
     """Stage one landing, once per ``bucket/key#etag``.
 
     Returns
@@ -72,6 +68,20 @@ def stage_landing(landing: LandingRef) -> dict[str, Any]:
     emit_metrics(outcome)
     logger.info("landing handled", extra={"status": outcome.status, "manifest_key": landing.key, **outcome.counts})
     return outcome.as_dict()
+
+
+@cache
+def idempotent_stage() -> Callable[..., dict[str, Any]]:
+    """``stage_landing_once`` behind Powertools idempotency; the DynamoDB client is made on first use, not at import."""
+    return idempotent_function(
+        data_keyword_argument="landing",
+        config=idempotency,
+        persistence_store=persistence_layer(settings.idempotency_table),
+    )(stage_landing_once)
+
+
+def stage_landing(landing: LandingRef) -> dict[str, Any]:
+    return idempotent_stage()(landing=landing)
 
 
 @tracer.capture_method

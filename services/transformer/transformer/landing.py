@@ -16,7 +16,7 @@ class UnexpectedNotification(ValueError):
 class LandingRef(BaseModel):
     """One committed landing: its manifest object. Idempotency is keyed on ``bucket/key#etag``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     bucket: str
     key: str
