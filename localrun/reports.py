@@ -5,9 +5,8 @@
   PNG and a small HTML page under the lake's ``marts/reports/`` (or ``--out DIR``).
 * ``notebooks/analysis.ipynb`` draws the same charts with the same functions.
 
-A mart is read the way Athena reads its table: every Parquet file in its folder, skipping ``_``-prefixed names
-(the lineage document). matplotlib loads only when a chart is drawn, with figures made without pyplot, so this
-works headless and never touches a GUI backend.
+A mart is read the way Athena reads its table: every Parquet file in its folder. matplotlib loads only when a chart
+is drawn, with figures made without pyplot, so this works headless and never touches a GUI backend.
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ MART_PATHS = {
     "agg_population_yearly": "marts/aggregates/agg_population_yearly/",
     "dim_series": "marts/dimensions/dim_series/",
 }
-LINEAGE_GRAPH = "marts/_lineage/graph.mmd"
+LINEAGE_DIR = "marts/_lineage/"
+LINEAGE_GRAPH = f"{LINEAGE_DIR}graph.mmd"
 REPORTS_DIR = "marts/reports"
 CHARTS_DIR = "charts"
 CHARTS = ("population_over_time", "best_year_distribution", "prs30006032_vs_population", "bls_population_correlation")
@@ -98,7 +98,7 @@ class Lake:
         return pa.concat_tables(parts) if parts else None
 
     def lineage(self, name: str) -> dict[str, Any] | None:
-        body = self.read_bytes(MART_PATHS[name] + "_lineage.json")
+        body = self.read_bytes(f"{LINEAGE_DIR}marts/{name}.json")
         return json.loads(body) if body else None
 
     def lineage_mermaid(self) -> str | None:

@@ -94,7 +94,7 @@ def test_the_lake_holds_the_reports_by_the_rules(first_run):
 def test_best_year_lineage_names_the_mirrored_current_file_and_the_run(first_run):
     lake_dir, output = first_run
     run_id = re.search(r"^run (\S+) finished", output, re.MULTILINE).group(1)
-    document = json.loads((lake_dir / "marts" / "reports" / "bls_best_year" / "_lineage.json").read_text())
+    document = json.loads((lake_dir / "marts" / "_lineage" / "marts" / "bls_best_year.json").read_text())
     (source,) = document["inputs"]
     (landing,) = source["landing"]
     assert landing["object"].startswith("landing/bls_bulk/pr/pr.data.0.Current?versionId=")

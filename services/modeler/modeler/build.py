@@ -10,7 +10,8 @@
 * **Atomic publication.** A mart is one Parquet object at a fixed key (``marts/{kind}/{name}/{name}.parquet``),
   replaced by a single PUT: S3 readers (Athena included, whose table location is the mart's folder) see the old
   object or the new one, never a mix; bucket versioning keeps every previous version. Identical bytes are not
-  written again. The lineage document (``_lineage.json``, skipped by Athena) follows the data object.
+  written again. The lineage document (``marts/_lineage/marts/{name}.json``, outside the table's folder, which
+  Athena reads whole) follows the data object.
 * **No overlap.** The whole rebuild runs under a lease lock in the state table (the function's reserved
   concurrency of 1 already serialises Lambda; the lock also covers manual invokes and local runs).
 """
@@ -28,17 +29,15 @@ import pyarrow as pa
 from aws_lambda_powertools import Logger
 
 from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, StageFailed
-from datalake.layout import MARTS
 from modeler import lineage
 from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
 from modeler.checks import CheckContext, run_checks
 from modeler.domain import NoInputRows
+from modeler.registry import LINEAGE_PREFIX, Input, MartSpec, in_build_order
 from modeler.registry import MARTS as REGISTRY
-from modeler.registry import Input, MartSpec, in_build_order
 
 logger = Logger(child=True)
 
-LINEAGE_PREFIX = f"{MARTS}/_lineage/"
 Status = Literal["published", "same_content", "unchanged", "skipped", "failed"]
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
+from datalake.layout import MARTS as MARTS_LAYER
 from datalake.layout import mart_prefix
 from modeler import domain as d
 from modeler.checks import (
@@ -34,6 +35,7 @@ from modeler.checks import (
     UniqueKey,
 )
 
+LINEAGE_PREFIX = f"{MARTS_LAYER}/_lineage/"
 Inputs = Mapping[str, pa.Table]
 BuildFn = Callable[[Inputs, pa.Table | None], pa.Table]
 
@@ -89,8 +91,9 @@ class MartSpec:
 
     @property
     def lineage_key(self) -> str:
-        # '_'-prefixed: Athena and Hive skip it when they read the mart's folder.
-        return f"{self.prefix}_lineage.json"
+        # Outside the mart's folder: Athena reads every object under a table's location, so nothing but the
+        # mart's Parquet may live there.
+        return f"{LINEAGE_PREFIX}marts/{self.name}.json"
 
     @property
     def table_name(self) -> str:

@@ -48,7 +48,7 @@ def test_truncated_input_fails_row_count_delta_and_keeps_the_previous_marts(
     assert modeler_aws.versions(FACT_KEY) == fact_versions
     assert modeler_aws.versions(BEST_YEAR_KEY) == best_versions
     assert modeler_aws.mart(BEST_YEAR_KEY).num_rows == 282
-    assert modeler_aws.json("marts/reports/bls_best_year/_lineage.json")["triggered_by_runs"] == [RUN_ID]
+    assert modeler_aws.json("marts/_lineage/marts/bls_best_year.json")["triggered_by_runs"] == [RUN_ID]
 
     # ... and stage.failed names the mart and the failing check
     events = modeler_aws.events()

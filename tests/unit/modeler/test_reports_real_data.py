@@ -121,7 +121,7 @@ def test_correlation_with_population_matches_an_independent_pearson(built):
 
 
 def test_best_year_lineage_names_the_landing_objects_it_came_from(built):
-    document = built.json("marts/reports/bls_best_year/_lineage.json")
+    document = built.json("marts/_lineage/marts/bls_best_year.json")
     (source,) = document["inputs"]
     assert source["table"] == "bls_observation"
     assert source["selection"] == "source_kind=bulk, source_file=pr.data.0.Current"
@@ -141,7 +141,7 @@ def test_best_year_lineage_names_the_landing_objects_it_came_from(built):
     assert head["Metadata"]["run-id"] == RUN_ID
 
     # the fact reads both files: its lineage names both landing objects
-    fact = built.json("marts/facts/fact_bls_observation/_lineage.json")
+    fact = built.json("marts/_lineage/marts/fact_bls_observation.json")
     objects = {src["object"] for i in fact["inputs"] for src in i["landing"]}
     assert objects == {
         "landing/bls_bulk/pr/pr.data.0.Current?versionId=v-current-1",
@@ -172,3 +172,13 @@ def test_one_rebuild_serves_the_batch_and_announces_it(built):
     assert event["counts"]["failed"] == 0
     best = next(m for m in event["marts"] if m["name"] == "bls_best_year")
     assert best == {"name": "bls_best_year", "rows": 282, "key": BEST_YEAR_KEY}
+
+
+def test_each_mart_folder_holds_exactly_its_one_parquet_object(built):
+    # Athena reads every object under a table's location: a mart's folder must hold nothing else
+    from modeler.registry import MARTS
+
+    for spec in MARTS:
+        listed = built.s3.list_objects_v2(Bucket=built.bucket, Prefix=spec.prefix).get("Contents", [])
+        assert [o["Key"] for o in listed] == [spec.data_key], spec.name
+        assert built.json(spec.lineage_key)["key"] == spec.data_key
