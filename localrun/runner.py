@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,10 +170,18 @@ class Runner:
         handler_stream = logger.registered_handler
         previous = handler_stream.stream
         handler_stream.setStream(self.log_stream)
+        # In Lambda each function has its own process and its own service logger; here they share one, so child
+        # loggers of another service name would fall through to logging's last resort (stderr): catch them too.
+        fallback = logging.StreamHandler(self.log_stream)
+        fallback.setFormatter(handler_stream.formatter)
+        root = logging.getLogger()
+        root.addHandler(fallback)
         try:
-            with contextlib.redirect_stdout(self.log_stream):
+            with contextlib.redirect_stdout(self.log_stream), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="No application metrics to publish")
                 return handler(event, context)
         finally:
+            root.removeHandler(fallback)
             handler_stream.setStream(previous)
 
     # -- queues ---------------------------------------------------------------------------------------------
