@@ -97,7 +97,8 @@ class RunLedger:
             ConditionExpression="attribute_not_exists(pk) OR occurred_at < :t",
             ExpressionAttributeValues={":t": {"S": occurred}},
         )
-        hint = self._update_summary(event, now, expires)
+        summary = self._update_summary(event, now, expires)
+        hint = _hint(summary)
         for attribute, applies in (
             ("last_staged_at", isinstance(event, DatasetStaged)),
             ("last_modeled_at", is_model_outcome(event)),
@@ -115,16 +116,21 @@ class RunLedger:
                 )
                 if newer is not None:
                     hint = _hint(from_item(newer["Attributes"]))
+        # The first event of a run opens it in the index, and so does a late one after its summary (a redrive).
+        if summary.get("first_seen_at") == stamp(now) or summary.get("summarised_at"):
+            self._open(event.run_id, now, expires)
+        return hint
+
+    def _open(self, run_id: str, now: datetime, expires: int) -> None:
         self._call(
             "update_item",
             "open the run in the index",
-            Key=to_item({"pk": OPEN_INDEX_PK, "sk": f"OPEN#{event.run_id}"}),
+            Key=to_item({"pk": OPEN_INDEX_PK, "sk": f"OPEN#{run_id}"}),
             UpdateExpression="SET run_id = :r, first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :e",
-            ExpressionAttributeValues=to_item({":r": event.run_id, ":now": stamp(now), ":e": expires}),
+            ExpressionAttributeValues=to_item({":r": run_id, ":now": stamp(now), ":e": expires}),
         )
-        return hint
 
-    def _update_summary(self, event: PipelineEvent, now: datetime, expires: int) -> LedgerHint:
+    def _update_summary(self, event: PipelineEvent, now: datetime, expires: int) -> dict[str, Any]:
         sets = ["first_seen_at = if_not_exists(first_seen_at, :now)", "expires_at = :e"]
         values: dict[str, Any] = {":now": {"S": stamp(now)}, ":e": {"N": str(expires)}}
         adds = []
@@ -149,7 +155,7 @@ class RunLedger:
             ReturnValues="ALL_NEW",
             **({"ExpressionAttributeNames": {"#trigger": "trigger"}} if isinstance(event, RunStarted) else {}),
         )
-        return _hint(from_item(response["Attributes"]))
+        return from_item(response["Attributes"])
 
     # -- reading ----------------------------------------------------------------------------------------------
     def events(self, run_id: str) -> list[PipelineEvent]:
