@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import random
 import re
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,15 +40,16 @@ from transformer.schemas import TableSpec, glue_columns
 logger = Logger(child=True)
 
 READ_BYTES = 8 << 20
+BACKGROUND_HASH_BYTES = 4 << 20
 # Parquet written the same way every time: the bytes depend on the rows only (no timestamps in the footer).
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
     "version": "2.6",
     "data_page_version": "1.0",
-    "write_statistics": True,
     "store_schema": True,
 }
 ROW_GROUP_ROWS = 128_000
+SAMPLE_ROWS = 10_000  # rows that decide each column's encoding
 _FILE = re.compile(r"^part-(?P<group>[A-Za-z0-9_.\-]+)-(?P<digest>[0-9a-f]{16})\.parquet$")
 _STEM = re.compile(r"^[A-Za-z0-9_.\-]{1,160}$")
 
@@ -68,6 +72,33 @@ def part_source(part: ManifestPart) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class _BackgroundHash:
+    """sha256 over a sequence of chunks on a worker thread (hashlib releases the GIL on large buffers), so
+    verifying a large part overlaps with parsing it instead of adding to it. At most ``depth`` chunks wait."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self.digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="part-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.stop()
+        return self.digest.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class VerifiedStream:
     """A landing object's body, hashed while it is read; ``verify`` checks it against its manifest entry.
 
@@ -80,7 +111,7 @@ class VerifiedStream:
         self.key = key
         self._expected_sha = sha256
         self._expected_size = size
-        self._hash = hashlib.sha256()
+        self._hash: Any = hashlib.sha256() if sha256 is not None else None
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -88,7 +119,13 @@ class VerifiedStream:
             data = self._body.read() if size is None or size < 0 else self._body.read(size)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise LakeError(f"reading {self.key} failed after {self.bytes_read} bytes: {exc}") from exc
-        self._hash.update(data)
+        if self._hash is not None:
+            if len(data) >= BACKGROUND_HASH_BYTES and not isinstance(self._hash, _BackgroundHash):
+                # a large part: hand the hashing to a worker thread (the digest so far is carried over)
+                background = _BackgroundHash()
+                background.digest = self._hash
+                self._hash = background
+            self._hash.update(data)
         self.bytes_read += len(data)
         return data
 
@@ -108,6 +145,8 @@ class VerifiedStream:
             )
 
     def close(self) -> None:
+        if isinstance(self._hash, _BackgroundHash):
+            self._hash.stop()
         close = getattr(self._body, "close", None)
         if close is not None:
             close()
@@ -175,14 +214,64 @@ class SpooledFile:
     rows: int
 
 
+class _HashingFile:
+    """A write-only file that hashes what it writes, so a finished Parquet file is never read back to be named."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += len(view)
+        return self._file.write(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+            self.closed = True
+
+
+def column_options(sample: pa.Table) -> dict[str, Any]:
+    """Dictionary encoding and statistics where they pay, decided from the first row group's data.
+
+    A high-cardinality text column (names, addresses) only wastes time in a dictionary that Parquet abandons, and
+    its min/max statistics prune nothing; low-cardinality columns (codes, periods, lineage) get both. The choice is
+    a function of the rows, so the same landing always gives the same bytes.
+    """
+    dictionary, statistics = [], []
+    sample = sample.slice(0, SAMPLE_ROWS)
+    limit = max(1, sample.num_rows // 10)
+    for field in sample.schema:
+        if pa.types.is_nested(field.type):
+            continue  # points kept raw in quarantine: plain encoding, no statistics
+        low = pc.count_distinct(sample.column(field.name)).as_py() <= limit
+        text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        if low:
+            dictionary.append(field.name)
+        if low or not text:
+            statistics.append(field.name)
+    return {"use_dictionary": dictionary, "write_statistics": statistics}
+
+
 class ParquetSpool:
-    """Writes batches to a temporary Parquet file, then names it by the sha256 of its bytes."""
+    """Writes batches to a temporary Parquet file, hashing it on the way, so it can be named by its sha256."""
 
     def __init__(self, schema: pa.Schema, directory: str | None = None) -> None:
         self.schema = schema
         handle, self.path = tempfile.mkstemp(suffix=".parquet", dir=directory)
         os.close(handle)
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS)
+        self._sink: _HashingFile | None = None
+        self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self.rows = 0
@@ -199,10 +288,17 @@ class ParquetSpool:
         while self._pending_rows >= ROW_GROUP_ROWS:
             self._flush(ROW_GROUP_ROWS)
 
+    def _open(self, first: pa.Table) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._sink = _HashingFile(self.path)
+            options = {**PARQUET_OPTIONS, **column_options(first)}
+            self._writer = pq.ParquetWriter(self._sink, self.schema, **options)
+        return self._writer
+
     def _flush(self, rows: int) -> None:
         pending = pa.concat_tables(self._pending)
         head, tail = pending.slice(0, rows), pending.slice(rows)
-        self._writer.write_table(head, row_group_size=ROW_GROUP_ROWS)
+        self._open(head).write_table(head, row_group_size=ROW_GROUP_ROWS)
         self._pending = [tail] if tail.num_rows else []
         self._pending_rows = tail.num_rows
 
@@ -210,19 +306,19 @@ class ParquetSpool:
         if self._pending_rows:
             self._flush(self._pending_rows)
         elif self.rows == 0:
-            self._writer.write_table(self.schema.empty_table())
+            empty = self.schema.empty_table()
+            self._open(empty).write_table(empty)
         self._writer.close()
         self._writer = None
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as handle:
-            for block in iter(lambda: handle.read(READ_BYTES), b""):
-                digest.update(block)
-        return SpooledFile(self.path, digest.hexdigest(), os.path.getsize(self.path), self.rows)
+        self._sink.close()
+        return SpooledFile(self.path, self._sink.digest.hexdigest(), self._sink.size, self.rows)
 
     def discard(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._sink is not None:
+            self._sink.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
