@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -198,6 +196,9 @@ class Webhook:
 
 
 def _post_json(url: str, payload: bytes) -> None:
+    import urllib.error  # only when a webhook is configured: keeps http.client out of the cold start
+    import urllib.request
+
     if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise DeliveryError("the webhook URL must be https")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
