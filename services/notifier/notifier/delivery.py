@@ -25,6 +25,9 @@ logger = Logger(child=True)
 
 Channel = Literal["email", "webhook"]
 WEBHOOK_TIMEOUT_S = 5
+# A claim whose delivery has not finished after this long is taken over (that delivery died and will not retry,
+# e.g. a manual invoke); longer than any retry of a record (NotifyQueue visibility timeout: 180 s).
+CLAIM_LEASE = timedelta(minutes=15)
 WEBHOOK_CACHE_S = 300
 
 
@@ -60,7 +63,8 @@ class DeliveryGuard:
 
         Returns
         -------
-        Claim(send=True) for a first notice, or for the retry of the delivery that claimed it; Claim(send=False)
+        Claim(send=True) for a first notice, for the retry of the delivery that claimed it, or for a claim left
+        unfinished for longer than the lease (its delivery died: the channels it served are kept); Claim(send=False)
         for a repeat within the window (counted on the item).
 
         Raises
@@ -73,6 +77,10 @@ class DeliveryGuard:
             live = item is not None and int(item.get("expires_at", 0)) > now.timestamp()
             if live and item["claimed_by"] == delivery_id:
                 return Claim(True, frozenset(item.get("channels") or ()), int(item.get("suppressed_before", 0)))
+            if live and not item.get("complete") and _older_than(item.get("claimed_at"), now - CLAIM_LEASE):
+                if self._take_over(fingerprint, item, delivery_id, now):
+                    return Claim(True, frozenset(item.get("channels") or ()), int(item.get("suppressed_before", 0)))
+                continue
             if live:
                 self._update(fingerprint, "ADD repeats :one", {":one": {"N": "1"}})
                 return Claim(False)
@@ -105,8 +113,36 @@ class DeliveryGuard:
             return Claim(True, frozenset(), suppressed)
         raise StateError(f"alert {fingerprint} kept changing while it was claimed")
 
+    def _take_over(self, fingerprint: str, item: dict[str, Any], delivery_id: str, now: datetime) -> bool:
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(fingerprint),
+                UpdateExpression="SET claimed_by = :me, claimed_at = :now",
+                ConditionExpression="claimed_by = :old AND claimed_at = :old_at",
+                ExpressionAttributeValues=to_item(
+                    {
+                        ":me": delivery_id,
+                        ":now": now.isoformat(),
+                        ":old": item["claimed_by"],
+                        ":old_at": item["claimed_at"],
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StateError(f"cannot take over alert {fingerprint}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot take over alert {fingerprint}: {exc}") from exc
+        return True
+
     def mark(self, fingerprint: str, channel: Channel) -> None:
         self._update(fingerprint, "ADD channels :c", {":c": {"SS": [channel]}})
+
+    def complete(self, fingerprint: str) -> None:
+        """Every channel has the notice: from now on another delivery of it is a repeat, never a takeover."""
+        self._update(fingerprint, "SET complete = :t", {":t": {"BOOL": True}})
 
     def _get(self, fingerprint: str) -> dict[str, Any] | None:
         try:
@@ -193,6 +229,10 @@ class Webhook:
         payload = json.dumps({"text": f"*{notice.subject}*\n```\n{notice.body.rstrip()}\n```"}).encode()
         (self.post or _post_json)(url, payload)
         return True
+
+
+def _older_than(stamp: str | None, moment: datetime) -> bool:
+    return stamp is not None and datetime.fromisoformat(stamp) < moment
 
 
 def _post_json(url: str, payload: bytes) -> None:

@@ -83,6 +83,7 @@ class Notifier:
         if "webhook" not in claim.channels_done and self.webhook.send(notice):
             self.guard.mark(notice.fingerprint, "webhook")
             sent.append("webhook")
+        self.guard.complete(notice.fingerprint)
         return Delivery(notice, "sent" if sent else "already sent", tuple(sent))
 
     # -- pipeline events --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from notifier.delivery import DeliveryError
-from tests.conftest import load_event
+from tests.conftest import FakeLambdaContext, load_event
 
 RUN = "20261121T080000Z-3f9a1c2e"
 WEBHOOK_URL = "https://hooks.example.org/services/T0000/B0000/s3cr3tTokenValue42"
@@ -336,3 +336,32 @@ def test_a_budget_notification_on_the_alarm_topic_is_passed_on(notifier_aws, lam
         "[opendata-dev] AWS Budgets: opendata-dev-monthly-cost has exceeded your alert threshold"
     )
     assert "budget is greater than $40.00 for the current month." in message["body"]
+
+
+def test_a_summary_whose_delivery_died_is_taken_over_after_the_lease(notifier_aws, lambda_context, monkeypatch):
+    handler = notifier_aws.handler
+    service = handler.notifier()
+    service.clock = at("2026-11-22T09:00:00+00:00")
+    handler.lambda_handler(batch(started(["datausa/population"])), lambda_context)
+    real_send = service.topic.send
+
+    def sns_down(notice):
+        raise DeliveryError("could not publish: SNS is down")
+
+    # GIVEN a manual settle that claimed the summary, then died on SNS (each manual invoke is a new delivery)
+    monkeypatch.setattr(service.topic, "send", sns_down)
+    request = {"action": "settle", "run_id": "20261122T080000Z-aa11bb22"}
+    with pytest.raises(DeliveryError):
+        handler.lambda_handler(request, FakeLambdaContext())
+    monkeypatch.setattr(service.topic, "send", real_send)
+
+    # WHEN settled again within the lease, the claim still belongs to the dead delivery: nothing is sent
+    service.clock = at("2026-11-22T09:05:00+00:00")
+    assert handler.lambda_handler(request, FakeLambdaContext())["summaries"] == []
+    # AFTER the lease, the new delivery takes the claim over and the summary goes out, once
+    service.clock = at("2026-11-22T09:20:00+00:00")
+    sent = handler.lambda_handler(request, FakeLambdaContext())["summaries"]
+    assert sent == ["[opendata-dev] Run 20261122T080000Z-aa11bb22: 0 staged, 0 unchanged, 1 no outcome"]
+    service.clock = at("2026-11-22T09:40:00+00:00")
+    assert handler.lambda_handler(request, FakeLambdaContext())["summaries"] == []
+    assert len(notifier_aws.inbox()) == 1
