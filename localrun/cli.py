@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="environment variable holding a BLS API key to store in local SSM (default: BLS_API_KEY)",
     )
     parser.add_argument("--verbose", action="store_true", help="print each batch as it is delivered")
+    parser.add_argument(
+        "--redrive",
+        metavar="DLQ",
+        choices=["ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ"],
+        help="start no run: move this DLQ's messages (kept from earlier runs) back to their queue and process them",
+    )
     return parser.parse_args(argv)
 
 
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
     started = time.monotonic()
     from localrun.cloud import LocalCloud, MotoServer
     from localrun.lakesync import LOCAL_DIR, restore_bucket, restore_table, save_bucket, save_table
+    from localrun.redrive import redrive_local, restore_dead_letters, save_dead_letters
 
     lake_dir: Path = args.lake_dir.resolve()
     local_dir = lake_dir / LOCAL_DIR
@@ -106,6 +113,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
         cloud = LocalCloud(server.endpoint, parameter_overrides=LOCAL_PARAMETERS).create(preload=preload)
         restored, rows = cloud_holder["restored"]
         _say(f"local AWS (moto) on {server.endpoint}; lake {lake_dir} restored: {restored} objects, {rows} state items")
+        kept = restore_dead_letters(cloud, local_dir)  # DLQs keep their messages between runs, as on AWS
+        if kept:
+            _say("dead letters kept from earlier runs: " + ", ".join(f"{q}={n}" for q, n in kept.items()))
 
         env = dict(cloud.environment())
         for logical in cloud.functions:
@@ -134,11 +144,21 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log_stream:
             runner = Runner(cloud, log_stream=log_stream, progress=_say if args.verbose else None)
-            event = schedule_event(args)
-            _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
-            scheduled = runner.invoke("SchedulerFunction", event)
-            _say(f"   run {scheduled['run_id']}: {scheduled['sent']} extract requests sent")
+            if args.redrive:
+                moved = redrive_local(cloud, args.redrive)
+                _say(f"\n== redrive: {moved.moved} message(s) moved from {moved.dlq} back to {moved.target}")
+                scheduled = {"run_id": f"redrive-{datetime.now(UTC):%Y%m%dT%H%M%SZ}", "sent": 0}
+            else:
+                event = schedule_event(args)
+                _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
+                scheduled = runner.invoke("SchedulerFunction", event)
+                _say(f"   run {scheduled['run_id']}: {scheduled['sent']} extract requests sent")
             runner.drain()
+            if runner.handler("NotifierFunction") is not None:
+                # Close the run (every open run, after a redrive): a run with a dead-lettered request still settles
+                # into its summary; a run that settled by itself is not told twice.
+                settle = {"action": "settle"} if args.redrive else {"action": "settle", "run_id": scheduled["run_id"]}
+                runner.invoke("NotifierFunction", settle)
 
         _say("\n== stages")
         for logical in runner.stats:
@@ -150,6 +170,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
         if waiting:
             _say("   waiting in queues: " + ", ".join(f"{q}={n}" for q, n in waiting.items()))
         _print_dead_letters(runner.dead_letters())
+        save_dead_letters(cloud, local_dir)
         _print_inboxes(cloud)
         if replay is not None:
             _say(f"\n== replay server: {replay.request_count()} requests served")

@@ -30,6 +30,7 @@ UNSUPPORTED_BY_MOTO = {
     "AWS::CloudWatch::Alarm",
     "AWS::Budgets::Budget",
     "AWS::SNS::Subscription",
+    "AWS::SNS::TopicPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::S3::BucketPolicy",
 }
