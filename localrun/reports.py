@@ -94,7 +94,8 @@ class Lake:
         for key in self._keys(prefix):
             file_name = key.rsplit("/", 1)[-1]
             if file_name.endswith(".parquet") and not file_name.startswith(("_", ".")):
-                parts.append(pq.read_table(pa.BufferReader(self.read_bytes(key) or b"")))
+                # use_threads=False: no Arrow reader threads left to race interpreter exit (apache/arrow#34314)
+                parts.append(pq.read_table(pa.BufferReader(self.read_bytes(key) or b""), use_threads=False))
         return pa.concat_tables(parts) if parts else None
 
     def lineage(self, name: str) -> dict[str, Any] | None:

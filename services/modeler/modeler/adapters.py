@@ -75,7 +75,11 @@ def sha256_hex(body: bytes) -> str:
 
 
 class LakeMarts:
-    """Reads staging tables and published marts, and publishes marts and their lineage, in the lake bucket."""
+    """Reads staging tables and published marts, and publishes marts and their lineage, in the lake bucket.
+
+    Parquet is read with ``use_threads=False``: the objects are small and already in memory, and no Arrow reader
+    thread is left to race the interpreter's exit in a local run (apache/arrow#34314).
+    """
 
     def __init__(self, bucket: str, s3: Any | None = None) -> None:
         self.store = LakeStore(bucket, s3)
@@ -97,7 +101,7 @@ class LakeMarts:
         """One table from a staging table's files, with its Hive partition values as columns and each row's file."""
         parts = []
         for f in files:
-            table = pq.read_table(pa.BufferReader(self.store.get_bytes(f.key)))
+            table = pq.read_table(pa.BufferReader(self.store.get_bytes(f.key)), use_threads=False)
             for column, value in f.partition.items():
                 if column not in table.column_names:
                     table = table.append_column(column, pa.array([value] * table.num_rows, pa.string()))
@@ -111,7 +115,7 @@ class LakeMarts:
 
     def read_mart(self, key: str) -> pa.Table | None:
         try:
-            return pq.read_table(pa.BufferReader(self.store.get_bytes(key)))
+            return pq.read_table(pa.BufferReader(self.store.get_bytes(key)), use_threads=False)
         except ObjectMissing:
             return None
 
