@@ -88,7 +88,7 @@ def rebuild(staged: list[DatasetStaged], context: LambdaContext) -> dict[str, in
     return report.counts
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)  # no run_id or datasets from a previous batch
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
