@@ -88,7 +88,7 @@ def rebuild(staged: list[DatasetStaged], context: LambdaContext) -> dict[str, in
     return report.counts
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)  # no run_id or datasets from a previous batch
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -107,6 +107,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     Exception
         When the rebuild cannot finish; every record of the batch is retried.
     """
+    # Nothing carries over from the previous batch (the runtime's own keys, e.g. service, stay).
+    logger.set_correlation_id(None)
+    logger.remove_keys(["run_id", "datasets"])
     with processor(records=event["Records"], handler=record_handler, lambda_context=context):
         results = processor.process()
     staged = [result for status, result, _ in results if status == "success"]
