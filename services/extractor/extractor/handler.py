@@ -50,22 +50,21 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 config = idempotency_config("join('#', [run_id, source, dataset])")
 
 
-def extract(request: ExtractRequest, record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
-    """The unit of work: one request. Made idempotent per ``run_id#source#dataset`` by ``idempotency()``.
+def extract(request: ExtractRequest, invocation: Invocation) -> dict[str, Any]:
+    """The unit of work: one request, made idempotent per ``run_id#source#dataset`` by ``idempotency()``.
+
+    Only outcomes are remembered (``extracted``, ``unchanged``). Every failure, permanent ones included, leaves no
+    idempotency record, so a message redriven from the DLQ once its cause is fixed is processed again.
 
     Returns
     -------
-    ``{"outcome": "extracted" | "unchanged" | "dead_lettered", ...}``, stored as the idempotent result.
+    ``{"outcome": "extracted" | "unchanged", ...}``, stored as the idempotent result.
 
     Raises
     ------
-    Deferred, TransientFailure
-        To fail the record: it returns to the queue.
+    PermanentFailure, Deferred, TransientFailure
     """
-    try:
-        return invocation.extract(request)
-    except PermanentFailure as exc:
-        return invocation.dead_letter(record, request, exc)
+    return invocation.extract(request)
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,10 @@ def idempotency(table_name: str) -> Idempotency:
 def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     """Process one SQS record.
 
+    Returns
+    -------
+    The outcome; a permanent failure is dead-lettered with its reason and counts as done.
+
     Raises
     ------
     Deferred
@@ -113,7 +116,9 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     logger.set_correlation_id(request.run_id)
     logger.append_keys(source=request.source.value, dataset=request.dataset)
     try:
-        outcome = idempotency(settings.idempotency_table).extract(request=request, record=record, invocation=invocation)
+        outcome = idempotency(settings.idempotency_table).extract(request=request, invocation=invocation)
+    except PermanentFailure as exc:
+        return invocation.dead_letter(record, request, exc)
     except Deferred as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         seconds = deferral_seconds(receive_count)

@@ -270,3 +270,26 @@ def test_a_retry_after_beyond_the_time_budget_fails_fast(extractor, aws, replay,
     assert failed_ids(response) == {"m-0"}
     assert time.monotonic() - started < 5
     assert replay.counts["socrata_views"] == 1
+
+
+def test_a_message_redriven_from_the_dlq_once_fixed_is_processed(aws, monkeypatch, lambda_context, tmp_path):
+    # GIVEN a request dead-lettered because its dataset did not exist
+    folder = replay_dir_with(tmp_path, (REPLAY, "socrata"))
+    with ReplayServer(folder) as server:
+        handler = bind_handler(monkeypatch, server)
+        event = sqs_event([request("socrata", "ivft-vegh")])
+        assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+        [dead] = aws.dlq_messages()
+
+        # WHEN the dataset is published and the operator redrives the DLQ (the same body, the same run id)
+        for suffix in (".json", ".views.json"):
+            (folder / "socrata" / f"ivft-vegh{suffix}").write_bytes(
+                (folder / "socrata" / f"utrz-jf79{suffix}").read_bytes()
+            )
+        redriven = {"Records": [event["Records"][0] | {"body": dead["Body"], "messageId": "redriven"}]}
+        response = handler.lambda_handler(redriven, lambda_context)
+
+    # THEN it is extracted, not answered from a remembered failure
+    assert response == {"batchItemFailures": []}
+    assert [k for k in manifests(aws) if "/ivft-vegh/" in k]
+    assert aws.dlq_messages() == []
