@@ -15,9 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from localrun.lakesync import LOCAL_DIR, restore_bucket, restore_table, save_bucket, save_table
+from localrun.redrive import redrive_local, restore_dead_letters, restore_pending, save_dead_letters, save_pending
 from localrun.template import ROOT
 
 DEFAULT_REPLAY = ROOT / "data" / "replay"
+STATE_FILE = "state-table.jsonl"
 LOCAL_PARAMETERS = {
     "Stage": "dev",
     "ContactEmail": "local-run@example.org",
@@ -89,101 +92,38 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear script of the run steps
+def run(args: argparse.Namespace) -> int:
+    """One local run: restore the lake, run the pipeline through the real handlers, report, save the lake."""
     started = time.monotonic()
-    from localrun.cloud import LocalCloud, MotoServer
-    from localrun.lakesync import LOCAL_DIR, restore_bucket, restore_table, save_bucket, save_table
-    from localrun.redrive import redrive_local, restore_dead_letters, save_dead_letters
+    from localrun.cloud import MotoServer
+    from localrun.runner import Runner
 
     lake_dir: Path = args.lake_dir.resolve()
     local_dir = lake_dir / LOCAL_DIR
     local_dir.mkdir(parents=True, exist_ok=True)
-
     server = MotoServer().start()
     replay = None
     try:
-        os.environ.update({"AWS_ENDPOINT_URL": server.endpoint})
-        cloud_holder: dict[str, Any] = {}
-
-        def preload(cloud: Any) -> None:
-            restored = restore_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
-            rows = restore_table(local_dir / "state-table.jsonl", cloud.client("dynamodb"), cloud.ref("StateTable"))
-            cloud_holder["restored"] = (restored, rows)
-
-        cloud = LocalCloud(server.endpoint, parameter_overrides=LOCAL_PARAMETERS).create(preload=preload)
-        restored, rows = cloud_holder["restored"]
-        _say(f"local AWS (moto) on {server.endpoint}; lake {lake_dir} restored: {restored} objects, {rows} state items")
-        kept = restore_dead_letters(cloud, local_dir)  # DLQs keep their messages between runs, as on AWS
-        if kept:
-            _say("dead letters kept from earlier runs: " + ", ".join(f"{q}={n}" for q, n in kept.items()))
-
-        env = dict(cloud.environment())
-        for logical in cloud.functions:
-            env.update({k: v for k, v in cloud.function_environment(logical).items() if k != "POWERTOOLS_SERVICE_NAME"})
-        if args.live:
-            _say("sources: LIVE public APIs")
-        else:
-            replay = _start_replay(args.replay_dir)
-            if replay is not None:
-                env.update(replay.environment())
-                _say(f"sources: replay of {args.replay_dir} on {replay.base_url}")
-            else:
-                _say("sources: no replay server yet (localrun.replay is absent); extraction will fail offline")
-        os.environ.update(env)
-
-        bls_key = os.environ.get(args.bls_key_env)
-        if bls_key:
-            cloud.client("ssm").put_parameter(
-                Name=env["BLS_API_KEY_PARAM"], Value=bls_key, Type="SecureString", Overwrite=True
-            )
-            _say("BLS API key: stored in local SSM (SecureString)")
-
-        from localrun.runner import Runner
-
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+        cloud = _restore(server, lake_dir, local_dir)
+        replay = _sources(cloud, args)
         log_path = local_dir / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.jsonl"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log_stream:
             runner = Runner(cloud, log_stream=log_stream, progress=_say if args.verbose else None)
-            if args.redrive:
-                moved = redrive_local(cloud, args.redrive)
-                _say(f"\n== redrive: {moved.moved} message(s) moved from {moved.dlq} back to {moved.target}")
-                scheduled = {"run_id": f"redrive-{datetime.now(UTC):%Y%m%dT%H%M%SZ}", "sent": 0}
-            else:
-                event = schedule_event(args)
-                _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
-                scheduled = runner.invoke("SchedulerFunction", event)
-                _say(f"   run {scheduled['run_id']}: {scheduled['sent']} extract requests sent")
-            runner.drain()
-            if runner.handler("NotifierFunction") is not None:
-                # Close the run (every open run, after a redrive): a run with a dead-lettered request still settles
-                # into its summary; a run that settled by itself is not told twice.
-                settle = {"action": "settle"} if args.redrive else {"action": "settle", "run_id": scheduled["run_id"]}
-                runner.invoke("NotifierFunction", settle)
-
-        _say("\n== stages")
-        for logical in runner.stats:
-            _say("   " + runner.stage_line(logical))
-        for logical, decl in cloud.functions.items():
-            if decl.sqs_events and runner.handler(logical) is None:
-                _say(f"   {decl.name}: not built yet (no code in {decl.code_uri})")
-        waiting = runner.waiting()
-        if waiting:
-            _say("   waiting in queues: " + ", ".join(f"{q}={n}" for q, n in waiting.items()))
-        _print_dead_letters(runner.dead_letters())
-        save_dead_letters(cloud, local_dir)
-        _print_inboxes(cloud)
+            run_id = _execute(runner, args)
+        waiting = _report_stages(runner, cloud, local_dir)
         if replay is not None:
             _say(f"\n== replay server: {replay.request_count()} requests served")
-
         synced = save_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
-        items = save_table(local_dir / "state-table.jsonl", cloud.client("dynamodb"), cloud.ref("StateTable"))
+        items = save_table(local_dir / STATE_FILE, cloud.client("dynamodb"), cloud.ref("StateTable"))
         _say(
             f"\n== lake {lake_dir}: {synced.written} files written, {synced.unchanged} unchanged, "
             f"{synced.deleted} deleted; {items} state items saved"
         )
         _print_reports(lake_dir)
         record = {
-            "run_id": scheduled["run_id"],
+            "run_id": run_id,
             "seconds": round(time.monotonic() - started, 2),
             "stages": {k: vars(v) for k, v in runner.stats.items()},
             "waiting": waiting,
@@ -192,8 +132,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
         }
         runs_dir = local_dir / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
-        (runs_dir / f"{scheduled['run_id']}.json").write_text(json.dumps(record, indent=1, default=str))
-        _say(f"\nrun {scheduled['run_id']} finished in {record['seconds']}s; logs: {log_path}")
+        (runs_dir / f"{run_id}.json").write_text(json.dumps(record, indent=1, default=str))
+        _say(f"\nrun {run_id} finished in {record['seconds']}s; logs: {log_path}")
         return 0
     finally:
         if replay is not None:
@@ -201,12 +141,97 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - a linear s
         server.stop()
 
 
-def _start_replay(replay_dir: Path) -> Any:
-    try:
+def _restore(server: Any, lake_dir: Path, local_dir: Path) -> Any:
+    """Create the template's resources, with the lake, the state table and the kept messages of earlier runs."""
+    from localrun.cloud import LocalCloud
+
+    restored: dict[str, int] = {}
+
+    def preload(cloud: Any) -> None:
+        restored["objects"] = restore_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
+        restored["items"] = restore_table(local_dir / STATE_FILE, cloud.client("dynamodb"), cloud.ref("StateTable"))
+
+    cloud = LocalCloud(server.endpoint, parameter_overrides=LOCAL_PARAMETERS).create(preload=preload)
+    _say(
+        f"local AWS (moto) on {server.endpoint}; lake {lake_dir} restored: {restored['objects']} objects, "
+        f"{restored['items']} state items"
+    )
+    kept = restore_dead_letters(cloud, local_dir)  # DLQs keep their messages between runs, as on AWS
+    if kept:
+        _say("dead letters kept from earlier runs: " + ", ".join(f"{q}={n}" for q, n in kept.items()))
+    pending = restore_pending(cloud, local_dir)  # messages an earlier run left waiting (e.g. deferred)
+    if pending:
+        _say(
+            "messages left waiting by the last run, back in their queues: "
+            + ", ".join(f"{q}={n}" for q, n in pending.items())
+        )
+    return cloud
+
+
+def _sources(cloud: Any, args: argparse.Namespace) -> Any:
+    """Give every function its template environment, pointed at the replay server unless --live."""
+    env = dict(cloud.environment())
+    for logical in cloud.functions:
+        env.update({k: v for k, v in cloud.function_environment(logical).items() if k != "POWERTOOLS_SERVICE_NAME"})
+    replay = None
+    if args.live:
+        _say("sources: LIVE public APIs")
+    else:
         from localrun.replay import ReplayServer
-    except ModuleNotFoundError:
-        return None
-    return ReplayServer(replay_dir).start()
+
+        replay = ReplayServer(args.replay_dir).start()
+        env.update(replay.environment())
+        _say(f"sources: replay of {args.replay_dir} on {replay.base_url}")
+    os.environ.update(env)
+    bls_key = os.environ.get(args.bls_key_env)
+    if bls_key:
+        cloud.client("ssm").put_parameter(
+            Name=env["BLS_API_KEY_PARAM"], Value=bls_key, Type="SecureString", Overwrite=True
+        )
+        _say("BLS API key: stored in local SSM (SecureString)")
+    return replay
+
+
+def _execute(runner: Any, args: argparse.Namespace) -> str:
+    """Start the run (scheduler, or a redrive), drain the pipeline, and let the notifier settle it."""
+    if args.redrive:
+        moved = redrive_local(runner.cloud, args.redrive)
+        _say(f"\n== redrive: {moved.moved} message(s) moved from {moved.dlq} back to {moved.target}")
+        run_id = f"redrive-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    else:
+        event = schedule_event(args)
+        _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
+        scheduled = runner.invoke("SchedulerFunction", event)
+        run_id = scheduled["run_id"]
+        _say(f"   run {run_id}: {scheduled['sent']} extract requests sent")
+    runner.drain()
+    if runner.handler("NotifierFunction") is not None:
+        # Close the run (every open run, after a redrive): a run with a dead-lettered request still settles
+        # into its summary; a run that settled by itself is not told twice.
+        settle = {"action": "settle"} if args.redrive else {"action": "settle", "run_id": run_id}
+        runner.invoke("NotifierFunction", settle)
+    return run_id
+
+
+def _report_stages(runner: Any, cloud: Any, local_dir: Path) -> dict[str, int]:
+    """Print each stage, what is left waiting (kept for the next run), the DLQs and the notifications."""
+    _say("\n== stages")
+    for logical in runner.stats:
+        _say("   " + runner.stage_line(logical))
+    for logical, decl in cloud.functions.items():
+        if decl.sqs_events and runner.handler(logical) is None:
+            _say(f"   {decl.name}: not built yet (no code in {decl.code_uri})")
+    waiting = runner.waiting()
+    if waiting:
+        _say("   waiting in queues: " + ", ".join(f"{q}={n}" for q, n in waiting.items()))
+    runner.release_deferred()  # a deferral outlives this moto: the next run picks the messages up, none dropped
+    kept = save_pending(cloud, local_dir)
+    if kept:
+        _say("   kept for the next run: " + ", ".join(f"{q}={n}" for q, n in kept.items()))
+    _print_dead_letters(runner.dead_letters())
+    save_dead_letters(cloud, local_dir)
+    _print_inboxes(cloud)
+    return waiting
 
 
 def _print_dead_letters(dead: dict[str, list[dict[str, Any]]]) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
+PENDING_FILE = "pending.jsonl"
 # DLQ -> the queue whose redrive policy names it (SchedulerDLQ is a function's async DLQ: no source queue).
 SOURCE_QUEUES = {
     "ExtractDLQ": "ExtractQueue",
@@ -134,9 +135,26 @@ def save_dead_letters(cloud: Any, local_dir: Path) -> dict[str, int]:
     -------
     The number of messages kept per DLQ.
     """
+    return save_queues(cloud, Path(local_dir) / DEAD_LETTERS_FILE, _dead_letter_logicals(cloud))
+
+
+def save_pending(cloud: Any, local_dir: Path) -> dict[str, int]:
+    """Keep the messages still waiting in the pipeline's queues (a deferred BLS request, a stage without code)
+    for the next run, which puts them back: moto's queues do not outlive a run, and nothing may be dropped."""
+    queues = [q for q in cloud.queues if q in SOURCE_QUEUES.values()]
+    return save_queues(cloud, Path(local_dir) / PENDING_FILE, queues)
+
+
+def restore_pending(cloud: Any, local_dir: Path) -> dict[str, int]:
+    """Put the messages a previous run left waiting back into their queues."""
+    return restore_dead_letters(cloud, local_dir, file_name=PENDING_FILE)
+
+
+def save_queues(cloud: Any, path: Path, queues: list[str]) -> dict[str, int]:
+    """Write the visible messages of some queues to a JSON-lines file (replacing it); the queues keep them."""
     sqs = cloud.client("sqs")
     lines, counts = [], {}
-    for dlq in _dead_letter_logicals(cloud):
+    for dlq in queues:
         url = cloud.queue_urls[dlq]
         messages = _receive_all(sqs, url)
         for m in messages:
@@ -154,7 +172,6 @@ def save_dead_letters(cloud: Any, local_dir: Path) -> dict[str, int]:
             )
         if messages:
             counts[dlq] = len(messages)
-    path = Path(local_dir) / DEAD_LETTERS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in lines))
@@ -162,9 +179,9 @@ def save_dead_letters(cloud: Any, local_dir: Path) -> dict[str, int]:
     return counts
 
 
-def restore_dead_letters(cloud: Any, local_dir: Path) -> dict[str, int]:
+def restore_dead_letters(cloud: Any, local_dir: Path, file_name: str = DEAD_LETTERS_FILE) -> dict[str, int]:
     """Put the DLQ messages kept by the previous run back into their (new, empty) DLQs."""
-    path = Path(local_dir) / DEAD_LETTERS_FILE
+    path = Path(local_dir) / file_name
     if not path.exists():
         return {}
     by_queue: dict[str, list[dict[str, Any]]] = {}

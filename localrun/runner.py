@@ -5,9 +5,11 @@ It honours what the template declares for each SQS event source: the batch size,
 (moto moves a message to its DLQ on the receive after the last allowed one).
 
 Local deviation, on purpose: a failed message is made visible again at once instead of after the queue's
-visibility timeout, so a local run does not wait minutes between retries. Queues are drained in pipeline order
-(extract, transform, model, notify), which stands in for the modeler's batching window: one rebuild serves all
-the datasets staged by the run.
+visibility timeout, so a local run does not wait minutes between retries. A failed message whose visibility the
+handler itself changed (the extractor defers a BLS request when the daily quota is spent) keeps that deferral:
+it stays in flight, the run reports it as deferred, and ``release_deferred`` stands in for the wait. Queues are
+drained in pipeline order (extract, transform, model, notify), which stands in for the modeler's batching window:
+one rebuild serves all the datasets staged by the run.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class StageStats:
     succeeded: int = 0
     failed: int = 0
     crashed_batches: int = 0
+    deferred: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -130,6 +133,7 @@ class Runner:
         self.progress = progress or (lambda _msg: None)
         self.stats: dict[str, StageStats] = {}
         self._handlers: dict[str, Callable[[dict, Any], Any] | None] = {}
+        self.deferred: dict[tuple[str, str], str] = {}  # (queue, message id) -> receipt handle
         self._mappings: list[tuple[str, FunctionDecl, EventSourceDecl]] = []
         for queue in PIPELINE_ORDER:
             for fn in cloud.functions.values():
@@ -185,6 +189,27 @@ class Runner:
             handler_stream.setStream(previous)
 
     # -- queues ---------------------------------------------------------------------------------------------
+    def _visible_at_ms(self, queue: str, message_id: str) -> float | None:
+        """moto's own record of when a message becomes visible again (its server runs in this process)."""
+        from moto.sqs.models import sqs_backends
+
+        backend = sqs_backends[ACCOUNT_ID][REGION]
+        for message in backend.queues[self.cloud.queues[queue].name]._messages:
+            if message.id == message_id:
+                return message.visible_at
+        return None
+
+    def release_deferred(self) -> int:
+        """Make every deferred message visible now: the local stand-in for waiting out a deferral."""
+        sqs = self.cloud.client("sqs")
+        for (queue, _message_id), receipt in self.deferred.items():
+            sqs.change_message_visibility(
+                QueueUrl=self.cloud.queue_urls[queue], ReceiptHandle=receipt, VisibilityTimeout=0
+            )
+        released = len(self.deferred)
+        self.deferred.clear()
+        return released
+
     def _receive(self, queue: str, batch_size: int) -> list[dict[str, Any]]:
         sqs = self.cloud.client("sqs")
         url = self.cloud.queue_urls[queue]
@@ -204,6 +229,7 @@ class Runner:
 
     def deliver_batch(self, queue: str, fn: FunctionDecl, source: EventSourceDecl) -> int:
         """Receive one batch from a queue and invoke the function with it; returns the batch size."""
+        received_ms = time.time() * 1000
         messages = self._receive(queue, source.batch_size)
         if not messages:
             return 0
@@ -232,9 +258,16 @@ class Runner:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
                 ],
             )
+        timeout_ms = int(self.cloud.queues[queue].attributes.get("VisibilityTimeout", "30")) * 1000
         for m in messages:
-            if m["MessageId"] in failed_ids:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+            if m["MessageId"] not in failed_ids:
+                continue
+            visible_at = self._visible_at_ms(queue, m["MessageId"])
+            if visible_at is not None and abs(visible_at - (received_ms + timeout_ms)) > 2000:
+                self.deferred[(queue, m["MessageId"])] = m["ReceiptHandle"]  # the handler set its own delay
+                stats.deferred += 1
+                continue
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
         stats.succeeded += len(done)
         stats.failed += len(failed_ids)
         return len(messages)
@@ -256,9 +289,10 @@ class Runner:
 
     def stage_line(self, logical_id: str) -> str:
         s = self.stats[logical_id]
+        deferred = f", {s.deferred} deferred by the handler" if s.deferred else ""
         return (
             f"{s.function}: {s.invocations} invocations, {s.received} messages "
-            f"({s.succeeded} ok, {s.failed} retried/failed) in {s.seconds:.1f}s"
+            f"({s.succeeded} ok, {s.failed} retried/failed{deferred}) in {s.seconds:.1f}s"
         )
 
     def waiting(self) -> dict[str, int]:

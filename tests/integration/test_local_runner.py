@@ -73,3 +73,42 @@ def test_a_crashing_handler_fails_the_whole_batch(local_cloud):
     assert calls == [1] * local_cloud.queues["TransformQueue"].max_receive_count
     assert runner.stats["TransformerFunction"].crashed_batches == len(calls)
     assert len(runner.dead_letters()["TransformDLQ"]) == 1
+
+
+def test_a_deferral_set_by_the_handler_is_kept_then_released(local_cloud, tmp_path):
+    # GIVEN an extractor that defers its message once (as on a spent BLS quota), then succeeds
+    sqs = local_cloud.client("sqs")
+    url = local_cloud.queue_urls["ExtractQueue"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": 1}))
+    attempts = []
+
+    def extractor(event, context):
+        record = event["Records"][0]
+        attempts.append(record["attributes"]["ApproximateReceiveCount"])
+        if len(attempts) == 1:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=900)
+            return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        return {"batchItemFailures": []}
+
+    runner = Runner(local_cloud)
+    runner._handlers.update(
+        {"ExtractorFunction": extractor, "TransformerFunction": None, "ModelerFunction": None, "NotifierFunction": None}
+    )
+
+    # WHEN the pipeline drains, the deferred message stays in flight instead of being retried at once
+    runner.drain()
+    assert attempts == ["1"]
+    assert local_cloud.queue_counts("ExtractQueue") == (0, 1)
+    assert runner.stats["ExtractorFunction"].deferred == 1
+
+    # AND it survives into the next run (moto does not), then is processed once the wait is over
+    from localrun.redrive import restore_pending, save_pending
+
+    runner.release_deferred()
+    assert save_pending(local_cloud, tmp_path)["ExtractQueue"] == 1
+    sqs.purge_queue(QueueUrl=url)
+    assert restore_pending(local_cloud, tmp_path)["ExtractQueue"] == 1
+    runner.drain()
+    assert attempts == ["1", "1"]  # a fresh message in the next run's queue
+    assert local_cloud.queue_counts("ExtractQueue") == (0, 0)
+    assert "DeadLetter" not in str(runner.dead_letters())
