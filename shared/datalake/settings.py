@@ -46,7 +46,7 @@ class ExtractorSettings(StorageSettings):
     socrata_app_token_param: str = Field(alias="SOCRATA_APP_TOKEN_PARAM", min_length=1)
     bls_api_url: str = Field(default="https://api.bls.gov/publicAPI/v2/timeseries/data/", alias="BLS_API_URL")
     bls_bulk_url: str = Field(default="https://download.bls.gov/pub/time.series/", alias="BLS_BULK_URL")
-    datausa_url: str = Field(default="https://api-ts.datausa.io/tesseract/data.jsonrecords", alias="DATAUSA_URL")
+    datausa_url: str = Field(default="https://honolulu-api.datausa.io/tesseract/data.jsonrecords", alias="DATAUSA_URL")
     socrata_url: str = Field(default="https://analisi.transparenciacatalunya.cat/", alias="SOCRATA_URL")
     daily_window_years: int = Field(default=3, alias="DAILY_WINDOW_YEARS", ge=1, le=20)
     socrata_page_size: int = Field(default=50_000, alias="SOCRATA_PAGE_SIZE", ge=1, le=50_000)

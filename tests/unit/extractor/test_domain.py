@@ -215,7 +215,7 @@ def test_socrata_columns_come_from_the_metadata():
 
 
 def test_datausa_current_and_legacy_shapes():
-    current = datausa_params("population", "https://api-ts.datausa.io/tesseract/data.jsonrecords")
+    current = datausa_params("population", "https://honolulu-api.datausa.io/tesseract/data.jsonrecords")
     assert current == {
         "cube": "acs_yg_total_population_1",
         "drilldowns": "Year,Nation",
