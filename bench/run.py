@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT / "shared", ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 PY = sys.executable
 RESULTS = ROOT / "bench" / "results.json"
 PR_CURRENT = ROOT / "data" / "replay" / "bls_bulk" / "pr" / "pr.data.0.Current"

@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             "waiting": waiting,
             "lake": vars(synced),
             "log": str(log_path),
+            "replay_requests": dict(replay.counts) if replay is not None else None,
         }
         runs_dir = local_dir / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
