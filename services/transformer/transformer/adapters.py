@@ -63,8 +63,12 @@ class PartitionBusy(RuntimeError):
 
 
 def part_source(part: ManifestPart) -> str:
-    """The lineage ``_source`` of a part: its key, pinned to the version for a mirrored file."""
-    return f"{part.key}?versionId={part.version_id}" if part.version_id else part.key
+    """The lineage ``_source`` of a part: its key, pinned to the version for a file mirrored in place.
+
+    Keys under ``ingest_date=`` are written once (their names carry the content hash), so the key alone is exact.
+    """
+    mirrored = "/ingest_date=" not in part.key
+    return f"{part.key}?versionId={part.version_id}" if mirrored and part.version_id else part.key
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -76,7 +80,7 @@ class _BackgroundHash:
     """sha256 over a sequence of chunks on a worker thread (hashlib releases the GIL on large buffers), so
     verifying a large part overlaps with parsing it instead of adding to it. At most ``depth`` chunks wait."""
 
-    def __init__(self, depth: int = 4) -> None:
+    def __init__(self, depth: int = 2) -> None:
         self.digest = hashlib.sha256()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name="part-sha256", daemon=True)
@@ -301,6 +305,8 @@ class ParquetSpool:
         self._open(head).write_table(head, row_group_size=ROW_GROUP_ROWS)
         self._pending = [tail] if tail.num_rows else []
         self._pending_rows = tail.num_rows
+        # hand freed buffers back to the OS between row groups: peak memory stays one row group deep
+        pa.default_memory_pool().release_unused()
 
     def finish(self) -> SpooledFile:
         if self._pending_rows:

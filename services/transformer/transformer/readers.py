@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from transformer.domain import PayloadRejected
 
-PIECE_BYTES = 8 << 20
+PIECE_BYTES = 4 << 20
 _HTML_MARKERS = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")
 
 

@@ -441,7 +441,7 @@ class TransformerService:
         counts = outcome.counts
         events: list[PipelineEvent] = []
         common = {"run_id": manifest.run_id, "source": manifest.source, "dataset": manifest.dataset}
-        if outcome.units_staged or outcome.stale:
+        if outcome.units_staged or not outcome.failures:  # also a landing with nothing to stage (a doc file)
             self.ports.state.staged(manifest, outcome.manifest_key, counts, now)
             events.append(
                 DatasetStaged(
