@@ -40,7 +40,8 @@ from transformer.schemas import TableSpec, glue_columns
 logger = Logger(child=True)
 
 READ_BYTES = 8 << 20
-BACKGROUND_HASH_BYTES = 4 << 20
+PARQUET_TYPE = "application/vnd.apache.parquet"
+BACKGROUND_HASH_BYTES = 256 << 10
 # Parquet written the same way every time: the bytes depend on the rows only (no timestamps in the footer).
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
@@ -329,6 +330,25 @@ class ParquetSpool:
             os.unlink(self.path)
 
 
+def table_bytes(table: pa.Table, plain_columns: tuple[str, ...] | None = None) -> bytes:
+    """A table as Parquet bytes, in memory (a merged group is in memory already), written as ParquetSpool writes.
+
+    ``plain_columns``: the columns known to be high-cardinality (the rest get a dictionary); None samples the data.
+    """
+    sink = pa.BufferOutputStream()
+    if plain_columns is None:
+        encoding = column_options(table)
+    else:
+        encoding = {
+            "use_dictionary": [n for n in table.column_names if n not in plain_columns],
+            "write_statistics": True,
+        }
+    options = {**PARQUET_OPTIONS, **encoding}
+    with pq.ParquetWriter(sink, table.schema, **options) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    return sink.getvalue().to_pybytes()
+
+
 def table_file(table: pa.Table, directory: str | None = None) -> SpooledFile:
     spool = ParquetSpool(table.schema, directory)
     try:
@@ -402,27 +422,43 @@ class StagingStore:
     def write(
         self, spec: TableSpec, partition: dict[str, str], group: str, table: pa.Table, metadata: dict[str, str]
     ) -> WriteResult:
-        spooled = table_file(table, self.temp_dir)
-        try:
-            return self.put(spec, partition, group, spooled, metadata)
-        finally:
-            os.unlink(spooled.path)
+        """Write a merged group as the group's only file."""
+        body = table_bytes(table, spec.plain_columns)
+        digest = hashlib.sha256(body).hexdigest()
+        return self._install(
+            spec,
+            partition,
+            group,
+            digest,
+            table.num_rows,
+            lambda key: self.lake.put_bytes(key, body, metadata=metadata, content_type=PARQUET_TYPE),
+        )
 
     def put(
         self, spec: TableSpec, partition: dict[str, str], group: str, spooled: SpooledFile, metadata: dict[str, str]
     ) -> WriteResult:
-        """Upload a finished file as the group's only file; delete the group's other files afterwards."""
+        """Upload a finished (spooled) file as the group's only file."""
+
+        def upload(key: str) -> None:
+            with open(spooled.path, "rb") as handle:
+                self.lake.upload_fileobj(key, handle, metadata=metadata, content_type=PARQUET_TYPE)
+
+        return self._install(spec, partition, group, spooled.sha256, spooled.rows, upload)
+
+    def _install(
+        self, spec: TableSpec, partition: dict[str, str], group: str, digest: str, rows: int, upload: Any
+    ) -> WriteResult:
+        """The new file first, under its content name; then the group's other files go."""
         prefix = self.prefix(spec, partition)
         existing = self.group_files(prefix, group)
-        key = f"{prefix}part-{group}-{spooled.sha256[:16]}.parquet"
+        key = f"{prefix}part-{group}-{digest[:16]}.parquet"
         changed = key not in existing or len(existing) > 1
         if key not in existing:
-            with open(spooled.path, "rb") as handle:
-                self.lake.upload_fileobj(key, handle, metadata=metadata, content_type="application/vnd.apache.parquet")
+            upload(key)
         for old in existing:
             if old != key:
                 self.lake.delete(old)
-        return WriteResult(key=key, changed=changed, rows=spooled.rows)
+        return WriteResult(key=key, changed=changed, rows=rows)
 
 
 class QuarantineStore:
@@ -440,16 +476,14 @@ class QuarantineStore:
         return f"{QUARANTINE}/{manifest.source.value}/{manifest.dataset}/{stem}/"
 
     def write_rows(self, prefix: str, table_name: str, rejected: pa.Table) -> str:
-        spooled = table_file(rejected, self.temp_dir)
-        try:
-            return self.put_rows(prefix, table_name, spooled)
-        finally:
-            os.unlink(spooled.path)
+        key = f"{prefix}rows-{table_name}.parquet"
+        self.lake.put_bytes(key, table_bytes(rejected), content_type=PARQUET_TYPE)
+        return key
 
     def put_rows(self, prefix: str, table_name: str, spooled: SpooledFile) -> str:
         key = f"{prefix}rows-{table_name}.parquet"
         with open(spooled.path, "rb") as handle:
-            self.lake.upload_fileobj(key, handle, content_type="application/vnd.apache.parquet")
+            self.lake.upload_fileobj(key, handle, content_type=PARQUET_TYPE)
         return key
 
     def write_reason(self, prefix: str, document: dict[str, Any]) -> str:

@@ -157,7 +157,7 @@ def parse_years(text: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         pattern_ok = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{4}$"), False)
         years = pc.cast(pc.if_else(pattern_ok, text, _NULL_TEXT), pa.int32())
     in_range = pc.and_(pc.greater_equal(years, 1000), pc.less_equal(years, 9999))
-    four_digits = pc.equal(pc.utf8_length(text), 4)
+    four_digits = pc.equal(pc.binary_length(text), 4)
     good = pc.fill_null(pc.and_(in_range, four_digits), False)
     bad = pc.and_(pc.is_valid(text), pc.invert(good))
     return pc.if_else(good, years, pa.scalar(None, pa.int32())), bad

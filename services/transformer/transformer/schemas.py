@@ -34,6 +34,7 @@ class TableSpec:
     natural_key: tuple[str, ...] = ()
     value_columns: tuple[str, ...] = ()  # compared to count revised rows
     snapshot: bool = False
+    plain_columns: tuple[str, ...] | None = None  # written without a dictionary; None: decided from the data
 
     @property
     def schema(self) -> pa.Schema:
@@ -57,6 +58,7 @@ BLS_OBSERVATION = TableSpec(
     partition_keys=("source_kind", "survey"),
     natural_key=("series_id", "year", "period", "source_file"),
     value_columns=("value", "footnote_codes"),
+    plain_columns=("value",),
 )
 
 BLS_SERIES = TableSpec(
