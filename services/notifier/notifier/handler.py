@@ -15,13 +15,12 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from datalake.contracts import RunId, parse_pipeline_event
 from datalake.observability import METRICS_NAMESPACE, logger, metrics, tracer
-from datalake.records import SnsEnvelopeRecord
+from datalake.records import EventBridgeModel, SnsEnvelopeRecord
 from datalake.settings import NotifierSettings, settings_for
 from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
 from notifier.domain import summary_counts
