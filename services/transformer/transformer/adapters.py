@@ -412,7 +412,7 @@ class StagingStore:
         for key in keys:
             data = self.lake.get_bytes(key)
             try:
-                tables.append(pq.read_table(pa.BufferReader(data)))
+                tables.append(pq.read_table(pa.BufferReader(data), use_threads=False))
             except pa.ArrowException as exc:
                 raise LakeError(f"staging file {key} is not readable Parquet: {exc}") from exc
         if not tables:

@@ -520,7 +520,7 @@ def _top_reasons(rejected: pa.Table) -> list[str]:
 
 
 def _top_reasons_file(path: str) -> list[str]:
-    return _top_reasons(pq.read_table(path, columns=[REASON]))
+    return _top_reasons(pq.read_table(path, columns=[REASON], use_threads=False))
 
 
 def build_service(settings: Any) -> TransformerService:
