@@ -28,7 +28,7 @@ REPLAY = ROOT / "data" / "replay"
 PR_2025_02 = FIXTURES / "replay_pr_2025-02"
 MISSING_SERIES = FIXTURES / "replay_bls_series_does_not_exist"
 EXTRACT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:test-extract"
-API_KEY = "0123456789abcdef0123456789abcdef"  # a made-up BLS registration key (32 hex digits, like a real one)
+API_KEY = "0123456789abcdef" * 2  # a made-up BLS registration key (32 hex digits, like a real one)
 
 
 @dataclass
