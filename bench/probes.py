@@ -21,6 +21,14 @@ BATCH_BYTES = 8 << 20
 
 
 def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). ru_maxrss is not used: on Linux it keeps the high-water mark
+    of the forking parent from before exec, so a small probe launched by a big benchmark would look big."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -109,11 +117,41 @@ PROBES = {
 }
 
 
+# Imported before the clock starts, so every case times its work alone (reading, converting, writing), not the
+# interpreter loading the libraries it uses; cold start is measured separately, by the `import` probe.
+PREIMPORTS = {
+    "floor_tsv": ("pyarrow.csv", "pyarrow.parquet"),
+    "floor_ndjson": ("pyarrow.json", "pyarrow.parquet", "bench.gen_socrata"),
+    "pandas_tsv": ("pandas", "pyarrow.parquet"),
+    "pandas_json": ("pandas", "pyarrow.parquet"),
+    "staging": ("pyarrow.csv", "pyarrow.json", "pyarrow.parquet", "pyarrow.compute", "transformer.bench_entry"),
+}
+
+
 def main(argv: list[str]) -> None:
+    """``probe NAME [--warmup W] [--inner N] ARGS...``: W untimed runs, then the median of N timed ones."""
+    import importlib
+    import statistics
+
     name, *args = argv
-    started = time.perf_counter()
-    result = PROBES[name](*args)
-    result.setdefault("seconds", time.perf_counter() - started)
+    warmup = inner = None
+    while args and args[0] in {"--warmup", "--inner"}:
+        flag, value, *args = args
+        if flag == "--warmup":
+            warmup = int(value)
+        else:
+            inner = int(value)
+    for module in PREIMPORTS.get(name, ()):
+        importlib.import_module(module)
+    for _ in range(warmup or 0):
+        PROBES[name](*args)
+    timings, result = [], {}
+    for _ in range(inner or 1):
+        started = time.perf_counter()
+        result = PROBES[name](*args)
+        timings.append(result.get("seconds", time.perf_counter() - started))
+    result["seconds"] = statistics.median(timings)
+    result["inner_runs_s"] = [round(s, 4) for s in timings]
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(result))
 
