@@ -1,7 +1,7 @@
 """`make run`: the whole pipeline on one machine, against moto's server, offline by default.
 
 python -m localrun [--live | --replay-dir DIR] [--lake-dir DIR] [--source S ...] [--dataset D ...]
-                   [--backfill START[:END]] [--bls-key-env VAR]
+                   [--backfill START[:END]] [--bls-key-env VAR] [--faults PLAN.json]
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ"],
         help="start no run: move this DLQ's messages (kept from earlier runs) back to their queue and process them",
     )
+    parser.add_argument(
+        "--faults",
+        type=Path,
+        metavar="PLAN",
+        help="inject the faults a JSON plan scripts (localrun.faults): source faults, duplicate or poison "
+        "deliveries, S3 errors and crashes",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,14 +114,24 @@ def run(args: argparse.Namespace) -> int:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint
         cloud = _restore(server, lake_dir, local_dir)
         replay = _sources(cloud, args)
+        faults = None
+        if args.faults is not None:
+            from localrun.faults import FaultPlan
+
+            faults = FaultPlan.load(args.faults)
+            _say(f"faults: {faults.name} ({args.faults})")
         log_path = local_dir / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.jsonl"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log_stream:
             runner = Runner(cloud, log_stream=log_stream, progress=_say if args.verbose else None)
+            if faults is not None:
+                faults.install(runner, replay)
             run_id = _execute(runner, args)
         waiting = _report_stages(runner, cloud, local_dir)
         if replay is not None:
             _say(f"\n== replay server: {replay.request_count()} requests served")
+        if faults is not None:
+            _say(f"\n== faults ({faults.name})" + "".join(f"\n   {line}" for line in faults.lines()))
         synced = save_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
         items = save_table(local_dir / STATE_FILE, cloud.client("dynamodb"), cloud.ref("StateTable"))
         _say(
@@ -130,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             "lake": vars(synced),
             "log": str(log_path),
             "replay_requests": dict(replay.counts) if replay is not None else None,
+            "faults": faults.report() if faults is not None else None,
         }
         runs_dir = local_dir / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,224 @@
+"""The fault matrix's machinery: scenarios played over full local runs, a few at a time, and the table it prints.
+
+A scenario is a fault plan (``localrun.faults``) played over the whole local pipeline, each run in a fresh process
+as ``make run`` runs it: the faulted run, then the recovery the scenario names (a DLQ redrive with
+``--redrive``, and/or the next run once the source is fixed), then the comparison with a clean run of the same
+scope. Scenarios are independent (each has its own lake folder), so the selected ones are played on a small
+thread pool (``FAULT_MATRIX_WORKERS``, default 3) as soon as the first one is asked for; each test then checks
+its own.
+
+Any test can add a row to the fault table with ``record_property("fault_matrix", {...})``. The table is printed
+at the end of the session and written to ``bench/out/fault-matrix-fast.md`` (``make test``) or
+``bench/out/fault-matrix-chaos.md`` (when chaos rows are in it: ``make chaos``); ``bench/out/`` is git-ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localrun.faults import RunAudit, audit_run, mart_differences, reference_lake, run_local, staging_differences
+from localrun.template import ROOT
+
+REPORT_DIR = ROOT / "bench" / "out"
+COLUMNS = ("fault", "target", "scope", "attempts", "faulted run", "recovery", "after recovery", "lost", "converged")
+DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
+OUTCOMES = (
+    ("landed", "landed"),
+    ("staged", "staged"),
+    ("quarantined", "quarantined"),
+    ("dlq", "DLQ"),
+    ("deferred", "deferred"),
+    ("unchanged", "unchanged"),
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the matrix.
+
+    ``endings``: the expected ending of each catalog entry after the faulted run (``landed``, ``dlq``,
+    ``deferred``); entries not named must have landed. ``manifests``: the expected ending of the landed manifests
+    of an entry (``staged``, ``quarantined``); not named: ``staged``. ``faulted``: how many requests the fault
+    must have answered. ``recovery``: ``redrive`` (every DLQ holding something) and/or ``next run``.
+    ``permanent``: entries that fail for good in a clean run too (a catalog id the source does not have).
+    """
+
+    id: str
+    fault: str
+    target: str
+    scope: tuple[str, ...]
+    plan: dict[str, Any]
+    endings: dict[str, str] = field(default_factory=dict)
+    manifests: dict[str, str] = field(default_factory=dict)
+    faulted: int | None = None
+    recovery: tuple[str, ...] = ()
+    reason: str | None = None  # a regular expression the DLQ reason must match
+    permanent: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass
+class Played:
+    scenario: Scenario
+    run_id: str
+    before: RunAudit
+    after: RunAudit
+    faults: dict[str, Any]
+    stages: dict[str, Any]
+    steps: list[str]
+    mart_diffs: list[str]
+    staging_diffs: list[str]
+    dead_after: dict[str, int]
+    seconds: float
+
+    def row(self) -> dict[str, str]:
+        source = self.faults.get("source") or []
+        faulted = sum(f["faulted"] for f in source)
+        matched = sum(f["matched"] for f in source)
+        receives = self.stages.get("ExtractorFunction", {}).get("received", 0)
+        return {
+            "fault": self.scenario.fault,
+            "target": self.scenario.target,
+            "scope": " + ".join(a for a in self.scenario.scope if not a.startswith("--")) or "full catalog",
+            "attempts": f"{faulted} of {matched} requests; {receives} receives",
+            "faulted run": outcome(self.before),
+            "recovery": ", ".join(self.steps) or "none needed",
+            "after recovery": outcome(self.after),
+            "lost": str(len(self.before.lost) + len(self.after.lost)),
+            "converged": "yes" if not (self.mart_diffs or self.staging_diffs) else "NO",
+            "seconds": f"{self.seconds:.0f}",
+        }
+
+
+def outcome(audit: RunAudit) -> str:
+    """landed / staged / quarantined / DLQ counts of a run (deferred and unchanged when there are any)."""
+    counts = audit.summary()
+    shown = [
+        f"{label} {counts[name]}" for name, label in OUTCOMES if counts[name] or name not in ("deferred", "unchanged")
+    ]
+    return ", ".join(shown)
+
+
+def play(scenario: Scenario, workdir: Path) -> Played:
+    """The faulted run, the recovery, and the comparison with a clean run of the same scope."""
+    started = time.monotonic()
+    lake = workdir / scenario.id
+    faulted = run_local(lake, *scenario.scope, plan={"name": scenario.id, **scenario.plan})
+    before = audit_run(lake, faulted.run_id)
+    steps = []
+    if "redrive" in scenario.recovery:
+        for dlq in DLQ_ORDER:
+            if before.dead_letters.get(dlq):
+                run_local(lake, "--redrive", dlq)
+                steps.append(f"redrive {dlq}")
+    if "next run" in scenario.recovery:
+        run_local(lake, *scenario.scope)
+        steps.append("next run")
+    after = audit_run(lake, faulted.run_id)
+    reference = reference_lake(workdir / "references", *scenario.scope)
+    return Played(
+        scenario=scenario,
+        run_id=faulted.run_id,
+        before=before,
+        after=after,
+        faults=faulted.record.get("faults") or {},
+        stages=faulted.record["stages"],
+        steps=steps,
+        mart_diffs=mart_differences(lake, reference),
+        staging_diffs=staging_differences(lake, reference),
+        dead_after=after.dead_letters,
+        seconds=time.monotonic() - started,
+    )
+
+
+class ScenarioPool:
+    """Plays the session's selected scenarios on a few threads (each run is its own process)."""
+
+    def __init__(self, workdir: Path, scenarios: list[Scenario], workers: int) -> None:
+        self.workdir = workdir
+        self.scenarios = {s.id: s for s in scenarios}
+        self.workers = workers
+        self._futures: dict[str, Future[Played]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def result(self, scenario: Scenario) -> Played:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fault-matrix")
+                for queued in self.scenarios.values():
+                    self._futures[queued.id] = self._executor.submit(play, queued, self.workdir)
+            if scenario.id not in self._futures:
+                self._futures[scenario.id] = self._executor.submit(play, scenario, self.workdir)
+        return self._futures[scenario.id].result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def scenario_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioPool]:
+    """The pool, knowing every scenario the session selected (after -m and -k)."""
+    selected = []
+    for item in request.session.items:
+        scenario = getattr(item, "callspec", None) and item.callspec.params.get("scenario")
+        if isinstance(scenario, Scenario) and scenario not in selected:
+            selected.append(scenario)
+    pool = ScenarioPool(
+        tmp_path_factory.mktemp("fault-matrix"), selected, int(os.environ.get("FAULT_MATRIX_WORKERS", "3"))
+    )
+    yield pool
+    pool.close()
+
+
+# -- the table ----------------------------------------------------------------------------------------------------
+
+_ROWS: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "fault_matrix":
+            _ROWS.append({**value, "test": report.nodeid, "passed": report.passed})
+
+
+def render(rows: list[dict[str, Any]]) -> list[str]:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COLUMNS}
+    header = " | ".join(c.ljust(widths[c]) for c in COLUMNS)
+    lines = [header, "-|-".join("-" * widths[c] for c in COLUMNS)]
+    lines += [" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in COLUMNS) for r in rows]
+    lost = sum(int(r.get("lost", 0)) for r in rows)
+    failed = [r["test"] for r in rows if not r["passed"]]
+    lines.append(f"{len(rows)} faults, {lost} lost" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    del exitstatus, config
+    if not _ROWS:
+        return
+    lines = render(_ROWS)
+    terminalreporter.section("fault matrix: every fault, its attempts and where everything ended")
+    for line in lines:
+        terminalreporter.write_line(line)
+    kind = "chaos" if any(r.get("chaos") for r in _ROWS) else "fast"
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    path = REPORT_DIR / f"fault-matrix-{kind}.md"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(f"# Fault matrix ({kind}), {stamp}\n\n" + "\n".join(lines) + "\n")
+    terminalreporter.write_line(f"(written to {path.relative_to(ROOT)})")

@@ -1,0 +1,285 @@
+"""The fault matrix over the full local pipeline: a source fails in every way, nothing is lost, everything converges.
+
+Each scenario (``tests/e2e/conftest.py``) runs the whole pipeline (scheduler, extractor, transformer, modeler,
+notifier on moto's server, sources replayed on 127.0.0.1 through the fault source of ``localrun.faults``) in a
+fresh process, as ``make run`` does, then recovers as an operator would, and checks:
+
+- **nothing lost**: after the faulted run, every catalog entry of the run has landed, is in a DLQ with its reason,
+  or is deferred for the next run (kept in ``pending.jsonl``); every landed manifest is staged or quarantined;
+- **convergence**: once the fault is gone and the DLQ redriven (or the next run made), every entry has landed,
+  the DLQs are empty (but for a catalog id the source does not have, which fails in a clean run too), and the
+  marts and the staging tables hold exactly what a clean run of the same scope holds.
+
+``make test`` plays a fast subset over two datasets (the DataUSA population and one BLS API series); ``make chaos``
+plays the whole matrix, bulk files, Socrata datasets and a storm of faults over the full catalog included.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+import pytest
+
+from tests.e2e.conftest import Scenario
+
+pytestmark = pytest.mark.e2e
+
+TWO = ("--dataset", "population", "--dataset", "LNS14000000")  # the DataUSA population and one BLS API series
+SOCRATA = ("--dataset", "utrz-jf79", "--dataset", "9uvn-hv6j")
+BULK = ("--source", "bls_bulk")
+POPULATION, SERIES, PR = "datausa/population", "bls_api/LNS14000000", "bls_bulk/pr"
+TIMEOUT = {"backoff_factor": 0.05, "backoff_jitter": 0.05, "read_timeout": 1.0}
+
+
+def source(*faults: dict, http: dict | None = None) -> dict:
+    return {"source": list(faults), **({"http": http} if http else {})}
+
+
+FAST = [
+    Scenario(
+        id="http_503-persistent",
+        fault="503, never clears",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "http_503", "endpoint": "datausa"}),
+        endings={POPULATION: "dlq"},
+        faulted=40,  # 8 receives (maxReceiveCount) x 5 requests (urllib3: 1 + 4 status retries)
+        recovery=("redrive",),
+        reason=r"HTTP 503 after retries",
+    ),
+    Scenario(
+        id="http_429-retry-after",
+        fault="429 + Retry-After: 1, clears after 2",
+        target="bls_api",
+        scope=TWO,
+        plan=source({"kind": "http_429", "endpoint": "bls_api", "attempts": 2, "retry_after": 1}),
+        faulted=2,  # retried inside one request, after the wait the source asked for
+    ),
+    Scenario(
+        id="not_processed",
+        fault="REQUEST_NOT_PROCESSED (daily quota)",
+        target="bls_api",
+        scope=TWO,
+        plan=source({"kind": "not_processed", "endpoint": "bls_api"}),
+        endings={SERIES: "deferred"},
+        faulted=1,
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="schema_drift-datausa",
+        fault="schema drift (Population renamed), once",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "schema_drift", "endpoint": "datausa", "attempts": 1}),
+        manifests={POPULATION: "quarantined"},
+        faulted=1,
+        recovery=("next run",),
+    ),
+]
+
+CHAOS = [
+    Scenario(
+        id="timeout-http-retry",
+        fault="timeout (read), clears after 2",
+        target="bls_api",
+        scope=TWO,
+        plan=source({"kind": "timeout", "endpoint": "bls_api", "attempts": 2, "delay_seconds": 3}, http=TIMEOUT),
+        faulted=2,
+    ),
+    Scenario(
+        id="timeout-sqs-retry",
+        fault="timeout (read), clears after 5",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "timeout", "endpoint": "datausa", "attempts": 5, "delay_seconds": 3}, http=TIMEOUT),
+        faulted=5,  # 4 on the first receive (1 + 3 read retries), 1 on the second, which lands
+    ),
+    Scenario(
+        id="reset-persistent",
+        fault="connection reset, never clears",
+        target="socrata utrz-jf79 rows",
+        scope=SOCRATA,
+        plan=source({"kind": "reset", "endpoint": "socrata_rows", "dataset": "utrz-jf79"}),
+        endings={"socrata/utrz-jf79": "dlq"},
+        recovery=("redrive",),
+        reason=r"utrz-jf79",
+    ),
+    Scenario(
+        id="http_500-bulk-file",
+        fault="500, clears after 6",
+        target="bls_bulk pr.data.0.Current",
+        scope=BULK,
+        plan=source({"kind": "http_500", "endpoint": "bls_bulk_file", "dataset": "pr.data.0.Current", "attempts": 6}),
+        faulted=6,  # 5 on the first receive (1 + 4 status retries), 1 on the second, which lands
+    ),
+    Scenario(
+        id="http_429-persistent",
+        fault="429 + Retry-After: 1, never clears",
+        target="socrata 9uvn-hv6j metadata",
+        scope=SOCRATA,
+        plan=source({"kind": "http_429", "endpoint": "socrata_views", "dataset": "9uvn-hv6j", "retry_after": 1}),
+        endings={"socrata/9uvn-hv6j": "dlq"},
+        faulted=40,
+        recovery=("redrive",),
+        reason=r"HTTP 429 after retries",
+    ),
+    Scenario(
+        id="truncated-transport",
+        fault="truncated body (connection closed early), clears after 3",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "truncated", "endpoint": "datausa", "attempts": 3}),
+        faulted=3,  # a body that breaks off is not retried by urllib3: three receives fail, the fourth lands
+    ),
+    Scenario(
+        id="truncated_json-persistent",
+        fault="truncated JSON (complete response), never clears",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "truncated_json", "endpoint": "datausa"}),
+        endings={POPULATION: "dlq"},
+        faulted=8,
+        recovery=("redrive",),
+        reason=r"not JSON",
+    ),
+    Scenario(
+        id="truncated_json-bulk-file",
+        fault="truncated file (complete response), once",
+        target="bls_bulk pr.data.0.Current",
+        scope=BULK,
+        plan=source(
+            {"kind": "truncated_json", "endpoint": "bls_bulk_file", "dataset": "pr.data.0.Current", "attempts": 1}
+        ),
+        faulted=1,  # lands (a bulk file is not parsed by the extractor); its cut last line is quarantined
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="html_200-persistent",
+        fault="HTML page with 200, never clears",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "html_200", "endpoint": "datausa"}),
+        endings={POPULATION: "dlq"},
+        faulted=8,
+        recovery=("redrive",),
+        reason=r"not JSON",
+    ),
+    Scenario(
+        id="html_200-bulk-file",
+        fault="HTML page with 200, once",
+        target="bls_bulk pr.data.0.Current",
+        scope=BULK,
+        plan=source({"kind": "html_200", "endpoint": "bls_bulk_file", "dataset": "pr.data.0.Current", "attempts": 1}),
+        faulted=1,
+        recovery=("next run",),  # that file is quarantined, the others of the sync staged
+    ),
+    Scenario(
+        id="schema_drift-bls_api",
+        fault="schema drift (value renamed), once",
+        target="bls_api",
+        scope=TWO,
+        plan=source({"kind": "schema_drift", "endpoint": "bls_api", "attempts": 1}),
+        manifests={SERIES: "quarantined"},
+        faulted=1,
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="schema_drift-socrata",
+        fault="schema drift (a field renamed), once",
+        target="socrata 9uvn-hv6j rows",
+        scope=SOCRATA,
+        plan=source({"kind": "schema_drift", "endpoint": "socrata_rows", "dataset": "9uvn-hv6j", "attempts": 1}),
+        manifests={"socrata/9uvn-hv6j": "quarantined"},
+        faulted=1,
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="schema_drift-bulk-header",
+        fault="schema drift (header renamed), once",
+        target="bls_bulk pr.data.0.Current",
+        scope=BULK,
+        plan=source(
+            {"kind": "schema_drift", "endpoint": "bls_bulk_file", "dataset": "pr.data.0.Current", "attempts": 1}
+        ),
+        faulted=1,
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="slow_drip",
+        fault="slow drip (1 kB/s)",
+        target="datausa",
+        scope=TWO,
+        plan=source({"kind": "slow_drip", "endpoint": "datausa", "drip_bytes_per_second": 1000}),
+        faulted=1,
+    ),
+    Scenario(
+        id="storm-full-catalog",
+        fault="storm: 429, 503, RNP, HTML, reset, drip at once",
+        target="every source",
+        scope=(),
+        plan=source(
+            {"kind": "http_429", "endpoint": "bls_api", "attempts": 1},
+            {"kind": "not_processed", "endpoint": "bls_api", "dataset": "CES0000000001", "attempts": 1},
+            {"kind": "http_503", "endpoint": "socrata_rows", "dataset": "utrz-jf79"},
+            {"kind": "reset", "endpoint": "socrata_views", "dataset": "amca-cgrp", "attempts": 2},
+            {"kind": "html_200", "endpoint": "bls_bulk_file", "dataset": "pr.data.0.Current", "attempts": 1},
+            {"kind": "slow_drip", "endpoint": "datausa", "drip_bytes_per_second": 2000},
+        ),
+        endings={
+            "socrata/utrz-jf79": "dlq",
+            "socrata/ivft-vegh": "dlq",
+            "bls_api/CES0000000001": "deferred",
+            "bls_api/*": "landed|deferred",  # the other series of the query that met REQUEST_NOT_PROCESSED
+        },
+        recovery=("redrive", "next run"),
+        permanent=("socrata/ivft-vegh",),  # not served by Socrata (nor the replay): a 404 in a clean run too
+    ),
+]
+
+
+def expected_ending(scenario: Scenario, ref: str) -> set[str]:
+    """The endings a scenario allows an entry (its first matching pattern), ``landed`` when it names none."""
+    for pattern, endings in scenario.endings.items():
+        if fnmatch.fnmatchcase(ref, pattern):
+            return set(endings.split("|"))
+    return {"landed"}
+
+
+def check(played, record_property, chaos: bool) -> None:
+    """The assertions every scenario shares; the row goes to the table first, so a failure is in it too."""
+    scenario = played.scenario
+    record_property("fault_matrix", {**played.row(), "chaos": chaos})
+    before, after = played.before, played.after
+
+    # nothing lost in the faulted run: every entry landed, dead-lettered with a reason, or deferred
+    assert before.lost == [], before.lost
+    for ref, entry in before.entries.items():
+        assert entry.ending in expected_ending(scenario, ref), (ref, entry)
+        if entry.ending == "dlq" and ref not in scenario.permanent and scenario.reason:
+            assert re.search(scenario.reason, entry.reason or ""), entry
+    for key, manifest in before.manifests.items():
+        assert manifest.ending == scenario.manifests.get(manifest.ref, "staged"), (key, manifest)
+    if scenario.faulted is not None:
+        assert sum(f["faulted"] for f in played.faults["source"]) == scenario.faulted, played.faults
+
+    # convergence: after the recovery every entry has landed, the DLQs hold only permanent failures,
+    # and the marts and staging equal a clean run's
+    assert after.lost == [], after.lost
+    for ref, entry in after.entries.items():
+        wanted = ("dlq",) if ref in scenario.permanent else ("landed", "unchanged")
+        assert entry.ending in wanted, (ref, entry)
+    assert sum(played.dead_after.values()) == len(scenario.permanent), played.dead_after
+    assert played.mart_diffs == [], played.mart_diffs
+    assert played.staging_diffs == [], played.staging_diffs
+
+
+@pytest.mark.parametrize("scenario", FAST, ids=str)
+def test_fault_fast_subset(scenario, scenario_pool, record_property):
+    check(scenario_pool.result(scenario), record_property, chaos=False)
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize("scenario", FAST + CHAOS, ids=str)
+def test_fault_matrix(scenario, scenario_pool, record_property):
+    check(scenario_pool.result(scenario), record_property, chaos=True)
