@@ -18,7 +18,7 @@ class SettingsError(RuntimeError):
 
 
 class BaseSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)  # built only for the function using it
 
     stage: str = Field(alias="STAGE", pattern=r"^(dev|prod|local)$")
     service: str = Field(alias="POWERTOOLS_SERVICE_NAME")
