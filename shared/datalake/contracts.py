@@ -116,6 +116,9 @@ class ManifestPart(_Contract):
     version_id: str | None = None
     role: Literal["data", "metadata", "mapping"] = "data"
     name: str | None = None  # the upstream file name, for the bulk mirror
+    # A BLS API response stored once for the up to 50 series of its POST: the series this landing takes from it
+    # (``Results.series[seriesID == select_series]``); ``records`` then counts that series' observations only.
+    select_series: str | None = Field(default=None, pattern=BLS_SERIES_PATTERN)
 
     @field_validator("key")
     @classmethod

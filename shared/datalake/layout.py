@@ -3,6 +3,8 @@
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.json        a single-object landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}/part-00000.json   parts of a paged landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.manifest.json   commits the landing
+landing/bls_api/_responses/ingest_date=YYYY-MM-DD/{run_ts}-{sha256(body)[:12]}.json   one BLS API response body,
+                                                     stored once as received; the series' manifests point at it
 landing/bls_bulk/{survey}/{file}                                                       the in-place bulk mirror
 staging/{table}/{partition}=.../part-*.parquet
 marts/{dimensions|facts|aggregates|reports}/{name}/...
@@ -23,10 +25,13 @@ MARTS = "marts"
 QUARANTINE = "quarantine"
 MANIFEST_SUFFIX = ".manifest.json"
 MART_KINDS = ("dimensions", "facts", "aggregates", "reports")
+# Not a dataset: "_" cannot start a BLS series id, so this prefix never collides with a series' landings.
+BLS_API_RESPONSES = f"{LANDING}/{Source.BLS_API.value}/_responses/"
 
 _BULK_FILE = re.compile(r"^[a-z]{2}\.[A-Za-z0-9_.\-]{1,120}$")
 _TABLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PARTITION_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def run_timestamp(moment: datetime) -> str:
@@ -50,6 +55,22 @@ def landing_part_key(source: Source, dataset: str, moment: datetime, sha256: str
 
 def manifest_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:
     return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}{MANIFEST_SUFFIX}"
+
+
+def bls_api_response_key(moment: datetime, sha256: str) -> str:
+    """Key of one BLS API response body, stored exactly as received, once.
+
+    A coalesced POST answers up to 50 series; each series' landing is its own manifest, whose parts point at the
+    response(s) it came from and name the series to select. The object is not a landing of its own: no manifest,
+    so no S3 notification (the notification matches ``*.manifest.json`` only).
+    """
+    if not _SHA256.fullmatch(sha256):
+        raise ValueError(f"{sha256!r} is not a sha256 hex digest")
+    return f"{BLS_API_RESPONSES}ingest_date={moment:%Y-%m-%d}/{run_timestamp(moment)}-{sha256[:12]}.json"
+
+
+def is_bls_api_response_key(key: str) -> bool:
+    return key.startswith(BLS_API_RESPONSES) and ".." not in key.split("/")
 
 
 def is_manifest_key(key: str) -> bool:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pyarrow.compute as pc
 import pytest
 
-from datalake.contracts import Source
 from tests.unit.transformer.landing_fixtures import commit_all
 from tests.unit.transformer.support import (
     PR_2025,
@@ -185,16 +184,14 @@ def test_backfill_then_daily_window_keeps_every_older_year(aws):
     window[0] = observation(2026, "M12", "5.00", [{"code": "P", "text": "preliminary"}])
     revised_2024 = next(o for o in window if (o["year"], o["period"]) == ("2024", "M06"))
     revised_2024["value"] = "9.99"
-    stage(aws, aws.landings.single(Source.BLS_API, "LNS14000000", backfill, moment=T1, run_id=RUN[T1]))
+    stage(aws, aws.landings.bls_api("LNS14000000", [backfill], moment=T1, run_id=RUN[T1]))
     before = {(r["year"], r["period"]): r["value"] for r in aws.staging("bls_observation").to_pylist()}
     assert len(before) == 240
 
     # WHEN the daily window is staged
     outcome = stage(
         aws,
-        aws.landings.single(
-            Source.BLS_API, "LNS14000000", api_response("LNS14000000", window), moment=T2, run_id=RUN[T2]
-        ),
+        aws.landings.bls_api("LNS14000000", [api_response("LNS14000000", window)], moment=T2, run_id=RUN[T2]),
     )
 
     # THEN all twenty years are still there, the older years with their values untouched

@@ -27,7 +27,7 @@ from datalake.contracts import (
     Source,
     StagedTable,
 )
-from datalake.layout import bulk_mirror_key, parse_landing_key
+from datalake.layout import BLS_API_RESPONSES, bulk_mirror_key, parse_landing_key
 from transformer import bls, datausa, socrata
 from transformer.adapters import (
     GlueCatalog,
@@ -166,7 +166,8 @@ class TransformerService:
         Raises
         ------
         InvalidManifest
-            Not a valid Manifest, or its source/dataset differ from the key's.
+            Not a valid Manifest, its source/dataset differ from the key's, a part lies outside the dataset's
+            prefix (or, for a BLS series, outside the stored API responses), or a part selects another series.
         datalake.lake.LakeError
             When S3 cannot be read (transient).
         """
@@ -182,9 +183,17 @@ class TransformerService:
                 f"not {source.value}/{dataset}"
             )
         prefix = f"landing/{source.value}/{dataset}/"
-        outside = [p.key for p in manifest.parts if not p.key.startswith(prefix)]
+        # a BLS API series' parts are the coalesced responses it came from, stored once for all their series
+        allowed = (prefix, BLS_API_RESPONSES) if source is Source.BLS_API else (prefix,)
+        outside = [p.key for p in manifest.parts if not p.key.startswith(allowed)]
         if outside:
-            raise InvalidManifest(f"{landing.key} lists parts outside {prefix}: {outside[:3]}")
+            raise InvalidManifest(f"{landing.key} lists parts outside {' or '.join(allowed)}: {outside[:3]}")
+        selecting = [p for p in manifest.parts if p.select_series is not None]
+        if selecting and source is not Source.BLS_API:
+            raise InvalidManifest(f"{landing.key} selects a series in {selecting[0].key}: only BLS API parts do")
+        foreign = [f"{p.key} ({p.select_series})" for p in selecting if p.select_series != dataset]
+        if foreign:
+            raise InvalidManifest(f"{landing.key} is the landing of {dataset} but selects {foreign[:3]}")
         return manifest
 
     # -- staging ----------------------------------------------------------------------------------------------
@@ -228,6 +237,11 @@ class TransformerService:
         return parts
 
     def _api_units(self, manifest: Manifest) -> list[Unit]:
+        """One unit per part (a response, or a year window of the series): ``_combine`` merges the windows.
+
+        A part is a whole v2 response, possibly holding up to 50 series; the landing's series is selected from it
+        (``select_series``, checked by ``read_manifest`` to be the manifest's dataset).
+        """
         series_id = manifest.dataset
         survey = bls.survey_of(series_id)
         units = []

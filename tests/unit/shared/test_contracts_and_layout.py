@@ -12,6 +12,7 @@ from datalake.contracts import (
     DatasetStaged,
     ExtractRequest,
     Manifest,
+    ManifestPart,
     ScheduleRequest,
     Source,
     StagedTable,
@@ -73,6 +74,21 @@ def test_landing_keys_follow_the_design():
     )
     assert layout.bulk_mirror_key("pr", "pr.data.0.Current") == "landing/bls_bulk/pr/pr.data.0.Current"
     assert layout.is_manifest_key(layout.manifest_key(Source.DATAUSA, "population", WHEN, sha))
+
+
+def test_a_bls_api_response_has_a_key_of_its_own_that_is_no_dataset_and_no_manifest():
+    sha = "0123456789ab" + "c" * 52
+    key = layout.bls_api_response_key(WHEN, sha)
+    assert key == "landing/bls_api/_responses/ingest_date=2026-11-21/20261121T080000Z-0123456789ab.json"
+    assert layout.is_bls_api_response_key(key) and not layout.is_manifest_key(key)
+    with pytest.raises(ValueError):  # "_responses" is no series id: nothing mistakes it for a landing
+        layout.parse_landing_key(key)
+    with pytest.raises(ValueError):
+        layout.bls_api_response_key(WHEN, "../../x")
+    part = ManifestPart(key=key, sha256=sha, bytes=10, records=3, select_series="LNS14000000")
+    assert part.select_series == "LNS14000000"
+    with pytest.raises(ValidationError):
+        ManifestPart(key=key, sha256=sha, bytes=10, select_series="../x")
 
 
 @pytest.mark.parametrize("name", ["../pr.series", "pr/../../x", "cu.data.0.Current", "pr.data/../../x", ""])

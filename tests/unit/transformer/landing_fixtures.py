@@ -16,7 +16,6 @@ from tests.unit.transformer.support import (
     FIXTURES,
     PR_2026,
     TransformerAws,
-    bls_series_document,
     s3_record,
     s3_test_event_body,
     sqs_record,
@@ -31,10 +30,10 @@ SOCRATA_ID = "9uvn-hv6j"
 
 def commit_all(aws: TransformerAws) -> dict[str, str]:
     """Commit one landing per source; returns {name: manifest key}."""
-    response = json.loads((FIXTURES / "ryansuhr_bls_api_v2_response_2024-12-13.json").read_bytes())
+    response = (FIXTURES / "ryansuhr_bls_api_v2_response_2024-12-13.json").read_bytes()  # 5 series, as received
     return {
         "bls_bulk": aws.landings.pr_release(PR_2026),
-        "bls_api": aws.landings.single(Source.BLS_API, API_SERIES, bls_series_document(response, API_SERIES)),
+        "bls_api": aws.landings.bls_api(API_SERIES, [response]),
         "datausa": aws.landings.single(
             Source.DATAUSA,
             "population",

@@ -2,7 +2,9 @@
 
 A landing is written as the extractor writes it: every part first (raw bytes as received, object metadata), each
 listed in the manifest with its sha256, size and record count; the manifest last. A bulk sync writes the mirrored
-files in place (versioned bucket) and pins each part to the version it wrote.
+files in place (versioned bucket) and pins each part to the version it wrote. A BLS API series points at the
+response bodies it came from (one per year window), stored once under ``landing/bls_api/_responses/`` for all the
+series they hold, and selects its series from each.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 from moto import mock_aws
 
 from datalake.contracts import FileChange, Manifest, ManifestPart, Source
-from datalake.layout import bulk_mirror_key, landing_key, landing_part_key, manifest_key
+from datalake.layout import bls_api_response_key, bulk_mirror_key, landing_key, landing_part_key, manifest_key
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "transformer"
@@ -43,7 +45,8 @@ def sha256_hex(body: bytes) -> str:
 
 
 def bls_series_document(response: dict[str, Any], series_id: str) -> bytes:
-    """A landed BLS API body: the v2 envelope narrowed to one series, as the extractor lands it."""
+    """A BLS API body narrowed to one series, as the extractor landed it before responses were stored as received
+    (such landings, at the series' own prefix and without ``select_series``, still stage)."""
     series = next(s for s in response["Results"]["series"] if s["seriesID"] == series_id)
     envelope = {
         "status": response["status"],
@@ -201,6 +204,40 @@ class Landings:
         part = self._part(landing_key(source, dataset, moment, digest), body, "data", records, run_id)
         return self._commit(source, dataset, [part], digest, moment, run_id)
 
+    def bls_api(
+        self,
+        series_id: str,
+        responses: list[bytes],
+        moment: datetime = MOMENT,
+        run_id: str = RUN_ID,
+    ) -> str:
+        """A BLS API series landing as the extractor commits it: each response body (one per year window) stored
+        once as received under landing/bls_api/_responses/ (a body already there is reused, as the series of one
+        POST share it), then the series' manifest, whose parts select the series."""
+        parts = []
+        for body in responses:
+            digest = sha256_hex(body)
+            key = bls_api_response_key(moment, digest)
+            if key in self.aws.keys(key):
+                version_id = self.aws.s3.head_object(Bucket=self.aws.bucket, Key=key).get("VersionId")
+            else:
+                version_id = self.aws.put(
+                    key, body, {"run-id": run_id, "content-sha256": digest, "record-count": ""}
+                ).get("VersionId")
+            parts.append(
+                ManifestPart(
+                    key=key,
+                    sha256=digest,
+                    bytes=len(body),
+                    records=_series_records(body, series_id),
+                    version_id=version_id,
+                    role="data",
+                    select_series=series_id,
+                )
+            )
+        content = sha256_hex("".join([series_id, *(p.sha256 for p in parts)]).encode())
+        return self._commit(Source.BLS_API, series_id, parts, content, moment, run_id)
+
     def socrata(
         self,
         dataset: str,
@@ -262,6 +299,15 @@ class Landings:
             "pr.seasonal",
         )
         return self.bulk_sync("pr", {n: (folder / n).read_bytes() for n in names}, moment, run_id)
+
+
+def _series_records(body: bytes, series_id: str) -> int | None:
+    """The observations of one series in a response body (None when the body is not a readable response)."""
+    try:
+        document = json.loads(body)
+        return sum(len(s["data"]) for s in document["Results"]["series"] if s["seriesID"] == series_id)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @contextmanager

@@ -60,9 +60,9 @@ def test_an_unknown_mapping_code_rejects_only_that_series():
     assert parsed.rejected.column("_reason").to_pylist() == ["sector_code '9999' is not in pr.sector"]
 
 
-def test_an_api_series_document_stages_every_observation():
-    response = json.loads((FIXTURES / "ryansuhr_bls_api_v2_response_2024-12-13.json").read_bytes())
-    body = bls_series_document(response, "CES0000000001")
+def test_the_selected_series_of_a_coalesced_response_stages_every_observation_and_nothing_else():
+    body = (FIXTURES / "ryansuhr_bls_api_v2_response_2024-12-13.json").read_bytes()  # 5 series, as received
+    response = json.loads(body)
     parsed = bls.parse_api_response(body, "CES0000000001", LINEAGE, "x.json", "k")
     raw = next(s for s in response["Results"]["series"] if s["seriesID"] == "CES0000000001")["data"]
     rows = parsed.observations.valid.to_pylist()
@@ -70,7 +70,7 @@ def test_an_api_series_document_stages_every_observation():
     assert {(r["year"], r["period"]): r["value"] for r in rows} == {
         (int(o["year"]), o["period"]): float(o["value"]) for o in raw
     }
-    assert {r["source_file"] for r in rows} == {"api"}
+    assert {r["source_file"] for r in rows} == {"api"} and {r["series_id"] for r in rows} == {"CES0000000001"}
     assert parsed.series is None  # no catalog was requested
 
 

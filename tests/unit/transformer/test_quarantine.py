@@ -47,7 +47,7 @@ def assert_untouched(aws, before):
 def test_truncated_json_is_quarantined_whole(aws):
     # GIVEN a BLS API landing whose body was cut short (the bytes the manifest committed, truncated upstream)
     body = api_response("LNS14000000", [observation(2024, "M10", "4.1"), observation(2024, "M09", "4.1")])
-    key = aws.landings.single(Source.BLS_API, "LNS14000000", body[: len(body) // 2])
+    key = aws.landings.bls_api("LNS14000000", [body[: len(body) // 2]])
     before = aws.versions("landing/")
 
     # WHEN it is staged
@@ -134,7 +134,7 @@ def test_a_field_the_socrata_metadata_does_not_declare_is_a_changed_schema(aws):
 def test_a_part_that_does_not_match_its_manifest_is_quarantined(aws):
     # GIVEN a landing whose data object was overwritten after the manifest committed it
     body = api_response("LNS14000000", [observation(2024, "M10", "4.1")])
-    key = aws.landings.single(Source.BLS_API, "LNS14000000", body)
+    key = aws.landings.bls_api("LNS14000000", [body])
     manifest = aws.json(key)
     part = manifest["parts"][0]
     manifest["parts"][0]["version_id"] = None  # read the latest version, which is not the committed one
@@ -153,7 +153,7 @@ def test_an_api_answer_that_was_not_processed_is_quarantined(aws):
     body = json.dumps(
         {"status": "REQUEST_NOT_PROCESSED", "message": ["daily threshold reached"], "Results": {}}
     ).encode()
-    key = aws.landings.single(Source.BLS_API, "LNS14000000", body)
+    key = aws.landings.bls_api("LNS14000000", [body])
 
     outcome = stage(aws, key)
 
@@ -214,7 +214,7 @@ def test_bad_api_observations_are_quarantined_with_their_reasons(aws):
             observation(2024, "M07", "-"),  # BLS prints '-' for "not available": a null value, not an error
         ],
     )
-    key = aws.landings.single(Source.BLS_API, "LNS14000000", body)
+    key = aws.landings.bls_api("LNS14000000", [body])
 
     outcome = stage(aws, key)
 
@@ -270,7 +270,7 @@ def test_a_quarantined_landing_is_handled_not_retried(aws, lambda_context):
     from transformer import handler
 
     body = api_response("LNS14000000", [observation(2024, "M10", "4.1")])
-    key = aws.landings.single(Source.BLS_API, "LNS14000000", body[:-7])
+    key = aws.landings.bls_api("LNS14000000", [body[:-7]])
     etag = aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"].strip('"')
     record = sqs_record({"Records": [s3_record(aws.bucket, key, etag)]}, "11111111-2222-4333-8444-555555555555")
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from datalake.contracts import Source
 from tests.unit.transformer.support import FIXTURES, PR_2026, api_response, new_service, observation, stage
 from transformer.landing import LandingRef
 
@@ -18,9 +17,7 @@ def test_a_group_held_by_another_invocation_is_retried_later(aws):
     # GIVEN another invocation holding the lease of the series' group
     from transformer.adapters import PartitionBusy, PartitionLock
 
-    key = aws.landings.single(
-        Source.BLS_API, "LNS14000000", api_response("LNS14000000", [observation(2024, "M01", "4")])
-    )
+    key = aws.landings.bls_api("LNS14000000", [api_response("LNS14000000", [observation(2024, "M01", "4")])])
     aws.ddb.put_item(
         TableName=os.environ["STATE_TABLE"],
         Item={
@@ -50,16 +47,13 @@ def test_a_group_held_by_another_invocation_is_retried_later(aws):
 
 def test_two_files_left_by_a_crash_are_folded_back_into_one(aws):
     # GIVEN a series staged twice over, and a crash that left the older file beside the newer one
-    first = aws.landings.single(
-        Source.BLS_API, "LNS14000000", api_response("LNS14000000", [observation(2023, "M01", "3")])
-    )
+    first = aws.landings.bls_api("LNS14000000", [api_response("LNS14000000", [observation(2023, "M01", "3")])])
     stage(aws, first)
     [old_file] = aws.keys("staging/bls_observation/")
     old_bytes = aws.get(old_file)
-    later = aws.landings.single(
-        Source.BLS_API,
+    later = aws.landings.bls_api(
         "LNS14000000",
-        api_response("LNS14000000", [observation(2024, "M01", "4")]),
+        [api_response("LNS14000000", [observation(2024, "M01", "4")])],
         moment=datetime(2026, 11, 22, 8, 0, tzinfo=UTC),
     )
     stage(aws, later)
