@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -162,6 +162,7 @@ class PlanDocument(_Plan):
     source: list[SourceFault] = []
     delivery: list[DeliveryFault] = []
     aws: list[AwsFault] = []
+    record_writes: bool = False  # count every S3 write request per key (the run record's faults.writes)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -449,6 +450,32 @@ class AwsFaults:
             ]
 
 
+class S3Writes:
+    """Counts the S3 write requests of the functions, per operation and key (attempts, retries included)."""
+
+    OPERATIONS = ("PutObject", "CopyObject", "DeleteObject", "DeleteObjects")
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.counts: dict[str, Counter[str]] = {op: Counter() for op in self.OPERATIONS}
+        self._lock = threading.Lock()
+
+    def install(self, client: Any) -> None:
+        for operation in self.OPERATIONS:
+            client.meta.events.register(f"before-send.s3.{operation}", self._counter(operation))
+
+    def _counter(self, operation: str) -> Callable[..., None]:
+        def count(request: Any, **_kwargs: Any) -> None:
+            with self._lock:
+                self.counts[operation][s3_key_of(request.url, self.bucket)] += 1
+
+        return count
+
+    def report(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {op: dict(sorted(c.items())) for op, c in self.counts.items() if c}
+
+
 def crash_tolerant(handler: Callable[[dict, Any], Any], name: str) -> Callable[[dict, Any], Any]:
     """The handler, with a simulated process death turned into what the runner sees of one: a failed invocation.
 
@@ -588,6 +615,7 @@ class FaultPlan:
         self.source = FaultSource(document.source)
         self.delivery = DeliveryFaults(document.delivery)
         self.aws: AwsFaults | None = None
+        self.writes: S3Writes | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
@@ -615,9 +643,12 @@ class FaultPlan:
             http.BACKOFF_FACTOR, http.BACKOFF_JITTER = tuning.backoff_factor, tuning.backoff_jitter
             http.READ_TIMEOUT = tuning.read_timeout
         self.delivery.install(runner)
-        if self.document.aws:
-            from datalake.aws import client
+        from datalake.aws import client  # the functions' shared clients (this process is their container)
 
+        if self.document.record_writes:
+            self.writes = S3Writes(runner.cloud.ref("LakeBucket"))
+            self.writes.install(client("s3"))
+        if self.document.aws:
             self.aws = AwsFaults(self.document.aws, runner.cloud.ref("LakeBucket"))
             self.aws.install(client("s3"))
             for logical in runner.cloud.functions:
@@ -631,6 +662,7 @@ class FaultPlan:
             "source": self.source.report(),
             "delivery": self.delivery.report(),
             "aws": self.aws.report() if self.aws is not None else [],
+            "writes": self.writes.report() if self.writes is not None else None,
         }
 
     def lines(self) -> list[str]:
@@ -806,7 +838,9 @@ class _LakeReader:
             raise LookupError(f"no run.started for {self.run_id} in {self.lake_dir / LOCAL / 'state-table.jsonl'}")
         return list(dict.fromkeys(started[0]["datasets"]))
 
-    def entry(self, ref: str, dead: dict[str, dict[str, Any]], deferred: set[str], log_reasons: dict[str, str]):
+    def entry(
+        self, ref: str, dead: dict[str, dict[str, Any]], deferred: set[str], log_reasons: dict[str, str]
+    ) -> EntryOutcome:
         landed = tuple(k for k, _ in self.manifests.get(ref, []))
         unchanged = {f"{e['source']}/{e['dataset']}" for e in self.events if e.get("event_type") == "dataset.unchanged"}
         if ref in dead:
@@ -823,22 +857,24 @@ class _LakeReader:
         return EntryOutcome(ref, "deferred" if ref in deferred else "lost")
 
     def manifest(self, ref: str, key: str, document: dict[str, Any], staged_sources: set[str]) -> ManifestOutcome:
+        """Where one landed manifest ended: its quarantine folder, the transformer's record of staging it, rows of
+        its own parts in staging, or the TransformDLQ (whose bodies carry the key URL-encoded, as S3 sends it)."""
         source, _, dataset = ref.partition("/")
         quarantine = self.lake_dir / "quarantine" / source / dataset / _manifest_stem(key)
-        parts = {p["key"] for p in document["parts"]} | {
+        own = f"landing/{source}/{dataset}/"
+        parts = {p["key"] for p in document["parts"] if p["key"].startswith(own)} | {
             f"{p['key']}?versionId={p['version_id']}" for p in document["parts"] if p.get("version_id")
         }
-        in_staging = bool(parts & staged_sources)
-        if quarantine.is_dir() and any(quarantine.iterdir()):
-            if in_staging:  # rows or a bulk file rejected, the rest of the landing staged
-                return ManifestOutcome(key, ref, "staged", f"rows in staging; rejects in {quarantine.name}/")
-            return ManifestOutcome(key, ref, "quarantined", f"{quarantine.relative_to(self.lake_dir)}/")
-        if in_staging:
-            return ManifestOutcome(key, ref, "staged", "rows in staging")
         staged_events = {e.get("manifest_key") for e in self.events if e.get("event_type") == "dataset.staged"}
-        if self.state.get(f"DATASET#{source}#{dataset}", {}).get("staged_manifest_key") == key or key in staged_events:
-            return ManifestOutcome(key, ref, "staged", "the transformer recorded it staged")
-        if any(key in m["body"] for m in self.dead if m["queue"] == "TransformDLQ"):
+        recorded = self.state.get(f"DATASET#{source}#{dataset}", {}).get("staged_manifest_key") == key
+        staged = recorded or key in staged_events or bool(parts & staged_sources)
+        if quarantine.is_dir() and any(quarantine.iterdir()):
+            if staged:  # rows or one bulk file rejected, the rest of the landing staged
+                return ManifestOutcome(key, ref, "staged", f"staged; rejects in {quarantine.name}/")
+            return ManifestOutcome(key, ref, "quarantined", f"{quarantine.relative_to(self.lake_dir)}/")
+        if staged:
+            return ManifestOutcome(key, ref, "staged", "recorded staged" if recorded else "rows in staging")
+        if any(key in unquote_plus(m["body"]) for m in self.dead if m["queue"] == "TransformDLQ"):
             return ManifestOutcome(key, ref, "transform_dlq", "TransformDLQ")
         return ManifestOutcome(key, ref, "lost", "nowhere")
 
@@ -924,11 +960,17 @@ def table_differences(ours: dict[str, Any], theirs: dict[str, Any], what: str) -
         if a.schema != b.schema:
             found.append(f"{what} {name}: schemas differ ({a.schema.names} vs {b.schema.names})")
         elif not a.equals(b):
-            rows_a, rows_b = a.to_pylist(), b.to_pylist()
-            only_a = [r for r in rows_a if r not in rows_b][:3]
-            only_b = [r for r in rows_b if r not in rows_a][:3]
-            found.append(f"{what} {name}: {a.num_rows} vs {b.num_rows} rows; e.g. {only_a} vs {only_b}")
+            rows_a, rows_b = Counter(map(_row_key, a.to_pylist())), Counter(map(_row_key, b.to_pylist()))
+            only_a, only_b = list((rows_a - rows_b).elements()), list((rows_b - rows_a).elements())
+            found.append(
+                f"{what} {name}: {a.num_rows} vs {b.num_rows} rows, {len(only_a)} only in the first, "
+                f"{len(only_b)} only in the second; e.g. {only_a[:3]} vs {only_b[:3]}"
+            )
     return found
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 def mart_differences(lake: Path, reference: Path) -> list[str]:
@@ -1017,18 +1059,26 @@ def run_local(lake_dir: Path, *args: str, plan: dict[str, Any] | None = None, ti
     )
 
 
-_REFERENCE_LOCK = threading.Lock()
+_REFERENCE_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
 
 
 def reference_lake(base_dir: Path, *args: str) -> Path:
-    """The lake of a clean run (no faults) over ``args``, made once per base folder and reused."""
+    """The lake of a clean run (no faults) over ``args``, made once per base folder and reused (thread-safe)."""
     name = "clean-" + (re.sub(r"[^A-Za-z0-9]+", "-", " ".join(args)).strip("-") or "all")
     lake = Path(base_dir) / name
-    with _REFERENCE_LOCK:
+    with _LOCKS_LOCK:
+        lock = _REFERENCE_LOCKS.setdefault(lake, threading.Lock())
+    with lock:
         if not (lake / LOCAL / "clean").exists():
             import shutil
 
             shutil.rmtree(lake, ignore_errors=True)  # what an interrupted attempt left
-            run_local(lake, *args)
-            (lake / LOCAL / "clean").write_text(" ".join(args))
+            done = run_local(lake, *args)
+            (lake / LOCAL / "clean").write_text(done.run_id)
     return lake
+
+
+def reference_run_id(lake: Path) -> str:
+    """The run id of a lake made by ``reference_lake``."""
+    return (Path(lake) / LOCAL / "clean").read_text().strip()

@@ -26,7 +26,15 @@ from typing import Any
 
 import pytest
 
-from localrun.faults import RunAudit, audit_run, mart_differences, reference_lake, run_local, staging_differences
+from localrun.faults import (
+    RunAudit,
+    audit_run,
+    mart_differences,
+    reference_lake,
+    reference_run_id,
+    run_local,
+    staging_differences,
+)
 from localrun.template import ROOT
 
 REPORT_DIR = ROOT / "bench" / "out"
@@ -75,6 +83,7 @@ class Played:
     run_id: str
     before: RunAudit
     after: RunAudit
+    reference: RunAudit
     faults: dict[str, Any]
     stages: dict[str, Any]
     steps: list[str]
@@ -111,7 +120,7 @@ def outcome(audit: RunAudit) -> str:
     return ", ".join(shown)
 
 
-def play(scenario: Scenario, workdir: Path) -> Played:
+def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
     """The faulted run, the recovery, and the comparison with a clean run of the same scope."""
     started = time.monotonic()
     lake = workdir / scenario.id
@@ -127,12 +136,13 @@ def play(scenario: Scenario, workdir: Path) -> Played:
         run_local(lake, *scenario.scope)
         steps.append("next run")
     after = audit_run(lake, faulted.run_id)
-    reference = reference_lake(workdir / "references", *scenario.scope)
+    reference = reference_lake(references, *scenario.scope)
     return Played(
         scenario=scenario,
         run_id=faulted.run_id,
         before=before,
         after=after,
+        reference=audit_run(reference, reference_run_id(reference)),
         faults=faulted.record.get("faults") or {},
         stages=faulted.record["stages"],
         steps=steps,
@@ -146,8 +156,9 @@ def play(scenario: Scenario, workdir: Path) -> Played:
 class ScenarioPool:
     """Plays the session's selected scenarios on a few threads (each run is its own process)."""
 
-    def __init__(self, workdir: Path, scenarios: list[Scenario], workers: int) -> None:
+    def __init__(self, workdir: Path, references: Path, scenarios: list[Scenario], workers: int) -> None:
         self.workdir = workdir
+        self.references = references
         self.scenarios = {s.id: s for s in scenarios}
         self.workers = workers
         self._futures: dict[str, Future[Played]] = {}
@@ -159,9 +170,9 @@ class ScenarioPool:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fault-matrix")
                 for queued in self.scenarios.values():
-                    self._futures[queued.id] = self._executor.submit(play, queued, self.workdir)
+                    self._futures[queued.id] = self._executor.submit(play, queued, self.workdir, self.references)
             if scenario.id not in self._futures:
-                self._futures[scenario.id] = self._executor.submit(play, scenario, self.workdir)
+                self._futures[scenario.id] = self._executor.submit(play, scenario, self.workdir, self.references)
         return self._futures[scenario.id].result()
 
     def close(self) -> None:
@@ -178,7 +189,10 @@ def scenario_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         if isinstance(scenario, Scenario) and scenario not in selected:
             selected.append(scenario)
     pool = ScenarioPool(
-        tmp_path_factory.mktemp("fault-matrix"), selected, int(os.environ.get("FAULT_MATRIX_WORKERS", "3"))
+        tmp_path_factory.mktemp("fault-matrix"),
+        tmp_path_factory.getbasetemp() / "fault-references",  # shared with the delivery-fault tests
+        selected,
+        int(os.environ.get("FAULT_MATRIX_WORKERS", "3")),
     )
     yield pool
     pool.close()

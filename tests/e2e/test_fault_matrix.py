@@ -252,6 +252,11 @@ def check(played, record_property, chaos: bool) -> None:
     record_property("fault_matrix", {**played.row(), "chaos": chaos})
     before, after = played.before, played.after
 
+    # the clean run is the yardstick: it must itself have landed and staged everything but permanent failures
+    clean = played.reference
+    assert clean.lost == [] and clean.summary()["dlq"] == len(scenario.permanent), clean.summary()
+    assert all(m.ending == "staged" for m in clean.manifests.values()), clean.manifests
+
     # nothing lost in the faulted run: every entry landed, dead-lettered with a reason, or deferred
     assert before.lost == [], before.lost
     for ref, entry in before.entries.items():
