@@ -482,7 +482,10 @@ class _Tally:
                 self.tables[t.table] = TableRows(rows.written + t.rows_written, rows.quarantined + t.rows_quarantined)
         elif isinstance(event, MartsBuilt):
             self.marts.update({m.name: m.rows for m in event.marts})
-            self.skipped.update(event.skipped)
+            # A mart built earlier in the run is not "skipped" because a later rebuild found it unchanged (a
+            # duplicate dataset.staged rebuilds and publishes nothing): that must not change the summary.
+            self.skipped.difference_update(self.marts)
+            self.skipped.update(set(event.skipped) - set(self.marts))
         elif isinstance(event, StageFailed) and event.stage == "modeler":
             self.model_failures.append(event)
         elif isinstance(event, StageFailed) and outcome is None:
