@@ -14,7 +14,7 @@ from datalake.contracts import ScheduleRequest, Source, Trigger
 from localrun.replay import ReplayServer
 from localrun.runner import Runner
 from scheduler.domain import chunks, plan_run
-from tests.unit.extractor.support import API_KEY, REPLAY, bind_handler
+from tests.unit.extractor.support import API_KEY, REPLAY, ServedBodies, bind_handler, response_objects
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,17 @@ def transform_messages(cloud) -> list[dict]:
     return found
 
 
+def landing_versions(cloud) -> list[tuple[str, str]]:
+    s3, bucket = cloud.client("s3"), cloud.ref("LakeBucket")
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="landing/")
+    return sorted((v["Key"], v["VersionId"]) for page in pages for v in page.get("Versions", []))
+
+
 @pytest.mark.parametrize(("keyed", "calls"), [(True, 2), (False, 3)])
 def test_68_series_cost_2_api_calls_with_a_key_and_3_without(local_cloud, replay, runner, keyed, calls):
     # GIVEN 68 catalog series in the queue (Lambda delivers them in batches of 50, as the template says)
+    served = ServedBodies()
+    replay.add_hook(served)
     series = [e.dataset for e in load_catalog().by_source(Source.BLS_API)][:68]
     assert len(series) == 68
     if keyed:
@@ -93,6 +101,34 @@ def test_68_series_cost_2_api_calls_with_a_key_and_3_without(local_cloud, replay
     stats = runner.stats["ExtractorFunction"]
     assert (stats.invocations, stats.received, stats.succeeded, stats.failed) == (2, 68, 68, 0)
     assert len(transform_messages(local_cloud)) == 68  # one manifest per series
+    # AND each POST's response is stored once, byte for byte as the replay sent it: 2 or 3 objects for 68 manifests
+    s3, bucket = local_cloud.client("s3"), local_cloud.ref("LakeBucket")
+    stored = response_objects(s3, bucket)
+    assert len(stored) == calls and sorted(stored.values()) == sorted(served.bodies)
+    landed = [key for key, _ in landing_versions(local_cloud)]
+    manifests = [k for k in landed if k.endswith(".manifest.json")]
+    assert len(manifests) == 68 and len(landed) == 68 + calls
+    selected = set()
+    for key in manifests:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        selected.update((p["key"], p["select_series"]) for p in manifest["parts"])
+        assert [p["select_series"] for p in manifest["parts"]] == [manifest["dataset"]]
+    assert {k for k, _ in selected} == set(stored) and len(selected) == 68
+    # AND the key is in no stored object (body or metadata)
+    if keyed:
+        for key in landed:
+            obj = s3.get_object(Bucket=bucket, Key=key)
+            assert API_KEY.encode() not in obj["Body"].read() and API_KEY not in json.dumps(obj["Metadata"])
+
+    # WHEN the same 68 series are extracted again the next day, the sources unchanged
+    before = landing_versions(local_cloud)
+    schedule(local_cloud, request, "calls-again")
+    runner.drain()
+
+    # THEN BLS is asked again at the same cost, and nothing at all is written (no response object, no manifest)
+    assert replay.counts["bls_api"] == 2 * calls
+    assert landing_versions(local_cloud) == before
+    assert transform_messages(local_cloud) == []
 
 
 def test_the_full_catalog_twice_second_run_lands_nothing_and_sends_nothing_downstream(local_cloud, replay, runner):

@@ -4,8 +4,15 @@ The handler calls ``prefetch`` with every BLS request of the batch before the re
 record then takes its own series from the answers (``fetched_for``), so messages, retries and DLQ entries stay
 one per series while the API sees ceil(N/50) queries (ceil(N/25) without a key) per year window.
 
+Each response body is kept exactly as received and stored once, at a key of its own
+(``landing/bls_api/_responses/...``), by the first of its series whose content changed; every series' landing is
+its own manifest, whose parts point at the response(s) it came from (one per year window) and name the series to
+select. A batch whose series are all unchanged writes nothing.
+
 A query that fails (HTTP errors after the retries, a non-JSON body, ``REQUEST_NOT_PROCESSED``) fails exactly the
-series it carried, when their records are processed. A record whose series was not prefetched (for instance a
+series it carried, when their records are processed. So does a response that echoes the registration key: its
+body cannot be stored as received without storing the key, and it is never rewritten, so its series are
+dead-lettered with the reason (``SecretInResponse``). A record whose series was not prefetched (for instance a
 redelivery that was in progress elsewhere during the prefetch) is fetched on its own.
 """
 
@@ -13,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from datalake.contracts import ExtractRequest
+from datalake.layout import bls_api_response_key
 from datalake.observability import redact
 from extractor.domain import (
     STATUS_INVALID_PARAMETERS,
@@ -29,19 +37,28 @@ from extractor.domain import (
     BlsResponse,
     SeriesWant,
     bls_limits,
+    echoes_secret,
     merge_series,
     messages_about,
     parse_bls_response,
     plan_bls_queries,
     requested_years,
     series_content_sha256,
-    series_document,
     series_does_not_exist,
+    series_observations,
+    sha256_hex,
     year_windows,
 )
-from extractor.errors import Deferred, ExtractionError, InvalidRequest, SeriesNotFound, SourceUnavailable
+from extractor.errors import (
+    Deferred,
+    ExtractionError,
+    InvalidRequest,
+    SecretInResponse,
+    SeriesNotFound,
+    SourceUnavailable,
+)
 from extractor.http import HttpClient, redacted_url
-from extractor.landing import Fetched, FetchedPart
+from extractor.landing import Fetched, FetchedPart, SharedObject
 from extractor.telemetry import telemetry
 
 logger = Logger(child=True)
@@ -49,9 +66,9 @@ logger = Logger(child=True)
 
 @dataclass
 class _WindowAnswer:
-    series: dict[str, Any] | None = None
+    series: dict[str, Any] | None = None  # the series object as BLS sent it (for change detection and counts)
     messages: list[str] = field(default_factory=list)
-    response_time: int | None = None
+    response: SharedObject | None = None  # the response body it came from, stored as received when needed
     error: ExtractionError | None = None
 
 
@@ -96,16 +113,20 @@ class BlsApiFetcher:
 
     def prefetch(self, requests: Iterable[ExtractRequest]) -> int:
         """Query the API for every series of the batch at once; returns the number of POSTs sent."""
-        wants = []
+        wants: list[SeriesWant] = []
+        moment: datetime | None = None
         for request in requests:
             try:
                 wants.append(self.want(request))
             except InvalidRequest:
                 continue  # its record fails with the reason when it is processed
+            if moment is None:  # the responses' keys take the batch's first request time (deterministic)
+                moment = request.requested_at
         pending = [w for w in wants if not self._is_fetched(w)]
         queries = plan_bls_queries(pending, self.limits)
         for query in queries:
-            self._run(query)
+            assert moment is not None  # a query comes from a valid request
+            self._run(query, moment)
         if queries:
             logger.info(
                 "BLS API batch fetched",
@@ -117,7 +138,7 @@ class BlsApiFetcher:
             )
         return len(queries)
 
-    def _run(self, query: BlsQuery) -> None:
+    def _run(self, query: BlsQuery, moment: datetime) -> None:
         """Send one query and file its answer under every (series, window) it carried."""
         payload = query.payload()
         if self.api_key:
@@ -131,10 +152,12 @@ class BlsApiFetcher:
                     telemetry.count("HttpRetries", download.retries, source="bls_api")
                 if not download.ok:
                     raise SourceUnavailable(f"BLS API answered HTTP {download.status} after retries")
-                response = parse_bls_response(download.read())
+                body = download.read()
             finally:
                 download.close()
+            response = parse_bls_response(body)
             answers = self._split(query, response)
+            self._keep_body(query, response, body, moment, answers)
         except ExtractionError as exc:
             logger.warning(
                 "BLS API query failed",
@@ -147,6 +170,48 @@ class BlsApiFetcher:
             answers = {sid: _WindowAnswer(error=exc) for sid in query.series_ids}
         for want in query.wants():
             self._answers[(want, query.start_year, query.end_year)] = answers[want.series_id]
+
+    def _keep_body(
+        self,
+        query: BlsQuery,
+        response: BlsResponse,
+        body: bytes,
+        moment: datetime,
+        answers: dict[str, _WindowAnswer],
+    ) -> None:
+        """Attach the body, exactly as received, to the series it answers, to be stored once if one changed.
+
+        A body that echoes the registration key is neither stored nor rewritten: its series fail permanently.
+        """
+        served = [a for a in answers.values() if a.error is None]
+        if not served:
+            return
+        if echoes_secret(body, self.api_key):
+            error = SecretInResponse(
+                f"the BLS API response to a query of {len(query.series_ids)} series "
+                f"({query.start_year}-{query.end_year}) echoes the registration key; the body was not stored "
+                "(landing keeps bodies exactly as received, and never a key)"
+            )
+            logger.error(
+                "BLS API response echoes the registration key; not stored",
+                extra={"series": len(query.series_ids), "years": f"{query.start_year}-{query.end_year}"},
+            )
+            for answer in served:
+                answer.series, answer.error = None, error
+            return
+        digest = sha256_hex(body)
+        source_url = f"{redacted_url(self.url)}#startyear={query.start_year}&endyear={query.end_year}"
+        if query.catalog:
+            source_url += "&catalog=true"
+        stored = SharedObject(
+            key=bls_api_response_key(moment, digest),
+            body=body,
+            sha256=digest,
+            records=sum(series_observations(s) for s in response.series.values()),
+            source_url=source_url,
+        )
+        for answer in served:
+            answer.response = stored
 
     @staticmethod
     def _split(query: BlsQuery, response: BlsResponse) -> dict[str, _WindowAnswer]:
@@ -174,18 +239,21 @@ class BlsApiFetcher:
                     messages=about,
                 )
             else:
-                answers[sid] = _WindowAnswer(
-                    series=response.series[sid], messages=about, response_time=response.response_time
-                )
+                answers[sid] = _WindowAnswer(series=response.series[sid], messages=about)
         return answers
 
     def fetched_for(self, request: ExtractRequest) -> Fetched:
         """The landing of one series, from the batch's answers (fetched alone if it was not prefetched).
 
+        Its parts are the responses it came from, one per year window, each naming the series to select; its
+        content hash is the series' (merged across windows), so an unchanged series writes nothing.
+
         Raises
         ------
         SeriesNotFound
             When BLS says the series does not exist (permanent).
+        SecretInResponse
+            When a response that carries the series echoes the registration key (permanent, nothing stored).
         Deferred
             When BLS did not process the query (daily threshold).
         InvalidRequest, SourceUnavailable, BadPayload, TimeBudgetExceeded
@@ -195,29 +263,32 @@ class BlsApiFetcher:
         if not self._is_fetched(want):
             self.prefetch([request])
         answers = [self._answers[(want, lo, hi)] for lo, hi in self._windows(want)]
-        for kind in (SeriesNotFound, Deferred, InvalidRequest):
+        for kind in (SeriesNotFound, SecretInResponse, Deferred, InvalidRequest):
             for answer in answers:
                 if isinstance(answer.error, kind):
                     raise answer.error
         for answer in answers:
             if answer.error is not None:
                 raise answer.error
-        series = merge_series([a.series for a in answers if a.series is not None])
+        windows = [(a.series, a.response) for a in answers if a.series is not None and a.response is not None]
+        if len(windows) != len(answers):  # every answer without an error has both
+            raise SourceUnavailable(f"BLS answered series {want.series_id} incompletely")
+        series = merge_series([s for s, _ in windows])
         warnings = list(dict.fromkeys(m for a in answers for m in a.messages))
         if request.params.catalog and self.api_key is None:
             warnings.append("catalog information needs a BLS API key (v2); fetched without it")
-        response_times = [a.response_time for a in answers if a.response_time is not None]
-        body = series_document(series, STATUS_SUCCEEDED, sum(response_times) if response_times else None, warnings)
         source_url = (
             f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}&endyear={want.end_year}"
         )
-        records = len(series.get("data") or [])
         if warnings:
             logger.info("BLS warnings", extra={"series_id": want.series_id, "warnings": warnings[:20]})
         return Fetched(
             request=request,
             source_url=source_url,
             content_sha256=series_content_sha256(series),
-            parts=[FetchedPart.of_bytes(body, "data", records, source_url)],
+            parts=[
+                FetchedPart.of_shared(response, "data", series_observations(part), want.series_id)
+                for part, response in windows
+            ],
             warnings=warnings,
         )

@@ -253,23 +253,20 @@ def merge_series(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def series_document(series: dict[str, Any], status: str, response_time: int | None, messages: Sequence[str]) -> bytes:
-    """The landed body of one series: the v2 response envelope narrowed to that series.
+def series_observations(series: dict[str, Any]) -> int:
+    """The number of observations of a series object."""
+    data = series.get("data")
+    return len(data) if isinstance(data, list) else 0
 
-    The coalesced answer holds many series; each landing is one. The series object is the one BLS sent, values
-    untouched (strings stay strings, ``-`` stays ``-``).
-    """
-    envelope = {
-        "status": status,
-        "responseTime": response_time,
-        "message": list(messages),
-        "Results": {"series": [series]},
-    }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+def echoes_secret(body: bytes, secret: str | None) -> bool:
+    """Whether a response body carries a secret we sent (in any letter case: BLS may echo a key in a message)."""
+    return bool(secret) and secret.lower().encode() in body.lower()
 
 
 def series_content_sha256(series: dict[str, Any]) -> str:
-    """The change-detection hash of a series: its values only, not the response's timing or messages."""
+    """The change-detection hash of a series: its values only, not the response's timing, its messages or the
+    other series it shares a response with. Across year windows, hash the merged series (``merge_series``)."""
     return canonical_sha256(series)
 
 

@@ -1,7 +1,8 @@
 """What can go wrong in an extraction, sorted by what must happen to the message.
 
-- ``PermanentFailure``: retrying cannot help (the series or dataset does not exist, the request is malformed).
-  The message goes to the ExtractDLQ with its reason and is reported done.
+- ``PermanentFailure``: retrying cannot help (the series or dataset does not exist, the request is malformed, the
+  answer carries our own credential so its body cannot be stored as received). The message goes to the ExtractDLQ
+  with its reason and is reported done.
 - ``Deferred``: the source refused for now (BLS daily quota, ``REQUEST_NOT_PROCESSED``). The record fails and
   comes back after a growing visibility timeout; it is never dropped.
 - ``TransientFailure``: the source or the network failed after the HTTP retries (5xx, 429, timeouts, resets,
@@ -31,6 +32,16 @@ class DatasetNotFound(PermanentFailure):
 
 class InvalidRequest(PermanentFailure):
     reason_code = "invalid_request"
+
+
+class SecretInResponse(PermanentFailure):
+    """The source's answer carries a secret we sent (BLS echoes a registration key in its messages).
+
+    Landing stores a body exactly as received or not at all, and a secret is never stored: such a body is refused,
+    not rewritten.
+    """
+
+    reason_code = "secret_in_response"
 
 
 class Deferred(ExtractionError):

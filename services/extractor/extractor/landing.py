@@ -2,7 +2,9 @@
 
 Order of a landing, so the transformer never sees half of one and a retry converges:
   1. compare the content hash with the dataset's last landing (state table) -> unchanged: write nothing;
-  2. write every part (raw bytes as received; metadata run-id, source-url, content-sha256, record-count);
+  2. write every part (raw bytes as received; metadata run-id, source-url, content-sha256, record-count). A part
+     shared by several landings (a coalesced BLS API response) is written once, by the first landing that needs
+     it, and the others point at the same object and version;
   3. write the manifest, which commits the landing (the S3 notification on ``*.manifest.json`` starts the
      transform);
   4. record the new hash in the state table, then publish ``dataset.extracted``.
@@ -43,8 +45,29 @@ Role = Literal["data", "metadata", "mapping"]
 
 
 @dataclass
+class SharedObject:
+    """A raw body several landings point at, with a key of its own: a coalesced BLS API response (up to 50 series).
+
+    Written at most once per invocation, by the first landing that needs it (``written`` remembers the version),
+    so a batch whose series are all unchanged writes nothing at all.
+    """
+
+    key: str
+    body: bytes
+    sha256: str
+    records: int  # every record of the object (a response: the observations of all its series)
+    source_url: str
+    content_type: str = "application/json"
+    written: PutResult | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+@dataclass
 class FetchedPart:
-    """One object to land: a spooled download, or bytes built by the connector (a BLS series document)."""
+    """One object to land: a spooled download, bytes built by the connector, or a shared object (see above)."""
 
     role: Role
     sha256: str
@@ -55,11 +78,27 @@ class FetchedPart:
     download: Download | None = None
     suffix: str = ".json"
     content_type: str = "application/json"
+    shared: SharedObject | None = None
+    select_series: str | None = None  # the series this landing takes from a shared BLS API response
 
     @classmethod
     def of_bytes(cls, body: bytes, role: Role, records: int | None, source_url: str) -> FetchedPart:
         return cls(
             role=role, sha256=sha256_hex(body), size=len(body), records=records, source_url=source_url, body=body
+        )
+
+    @classmethod
+    def of_shared(cls, shared: SharedObject, role: Role, records: int | None, select_series: str) -> FetchedPart:
+        """This landing's share of a shared object: ``records`` counts the selected series' records only."""
+        return cls(
+            role=role,
+            sha256=shared.sha256,
+            size=shared.size,
+            records=records,
+            source_url=shared.source_url,
+            content_type=shared.content_type,
+            shared=shared,
+            select_series=select_series,
         )
 
     @classmethod
@@ -97,10 +136,6 @@ class Fetched:
     @property
     def records(self) -> int:
         return sum(p.records or 0 for p in self.parts if p.role == "data")
-
-    @property
-    def bytes(self) -> int:
-        return sum(p.size for p in self.parts)
 
     def close(self) -> None:
         for part in self.parts:
@@ -193,7 +228,23 @@ class Lander:
             return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
         moment = request.requested_at
         parts: list[ManifestPart] = []
+        bytes_written = 0
         for index, part in enumerate(fetched.parts):
+            if part.shared is not None:
+                written, size = self.put_shared(part.shared, request.run_id)
+                bytes_written += size
+                parts.append(
+                    ManifestPart(
+                        key=written.key,
+                        sha256=part.sha256,
+                        bytes=part.size,
+                        records=part.records,
+                        version_id=written.version_id,
+                        role=part.role,
+                        select_series=part.select_series,
+                    )
+                )
+                continue
             if fetched.paged:
                 key = landing_part_key(
                     request.source, request.dataset, moment, fetched.content_sha256, index, part.suffix
@@ -207,6 +258,7 @@ class Lander:
                 object_metadata(request.run_id, part.source_url, part.sha256, part.records),
                 part.content_type,
             )
+            bytes_written += part.size
             parts.append(
                 ManifestPart(
                     key=key,
@@ -231,9 +283,28 @@ class Lander:
         )
         key = manifest_key(request.source, request.dataset, moment, fetched.content_sha256)
         self.commit(manifest, key)
-        telemetry.count("BytesLanded", fetched.bytes, MetricUnit.Bytes, source=request.source.value)
+        telemetry.count("BytesLanded", bytes_written, MetricUnit.Bytes, source=request.source.value)
         telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
         return self.record_landing(manifest, key, {"records": fetched.records, "parts": len(parts)})
+
+    def put_shared(self, shared: SharedObject, run_id: str) -> tuple[PutResult, int]:
+        """Write a shared object unless this invocation already did; returns it and the bytes written now.
+
+        Raises
+        ------
+        LakeError
+            When S3 refuses; nothing is remembered, so the next landing that needs the object tries again.
+        """
+        if shared.written is not None:
+            return shared.written, 0
+        shared.written = put_object(
+            self.lake,
+            shared.key,
+            shared.body,
+            object_metadata(run_id, shared.source_url, shared.sha256, shared.records),
+            shared.content_type,
+        )
+        return shared.written, shared.size
 
     def commit(self, manifest: Manifest, key: str) -> PutResult:
         """Write the manifest: the last object of a landing."""

@@ -66,6 +66,29 @@ class TestAws:
         return value
 
 
+class ServedBodies:
+    """A replay hook that keeps every BLS API answer's body exactly as the replay sends it on the wire.
+
+    Add it first (the outermost hook), so it sees the answer after any other hook changed it.
+    """
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def __call__(self, req: Any, proceed: Any) -> Any:
+        answer = proceed()
+        if req.endpoint == "bls_api":
+            self.bodies.append(answer.body)
+        return answer
+
+
+def response_objects(s3: Any, bucket: str) -> dict[str, bytes]:
+    """The stored BLS API response objects (landing/bls_api/_responses/), key -> bytes."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="landing/bls_api/_responses/")
+    keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
 def create_test_aws() -> TestAws:
     """Inside ``mock_aws``: the extractor's bucket, tables, queues and topic (events captured on a queue)."""
     s3, ddb, sqs, sns, ssm = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "ssm"))

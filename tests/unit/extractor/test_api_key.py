@@ -50,18 +50,8 @@ def everything_written(aws) -> list[str]:
 def test_the_key_is_used_but_never_logged_landed_or_put_in_metadata(
     extractor, aws, replay, lambda_context, captured_logs
 ):
-    # GIVEN a key in SSM, and a BLS answer that echoes the key in a message (it does so for a rejected key)
+    # GIVEN a key in SSM
     aws.put_api_key()
-
-    def echo_key(req, proceed):
-        answer = proceed()
-        if req.endpoint == "bls_api":
-            document = json.loads(answer.body)
-            document["message"].append(f"The key:{req.json()['registrationkey']} was used for this request.")
-            answer.body = json.dumps(document).encode()
-        return answer
-
-    replay.add_hook(echo_key)
 
     # WHEN a batch of series is extracted
     event = sqs_event([request("bls_api", s, start_year=2024, end_year=2026) for s in SERIES])
@@ -70,13 +60,52 @@ def test_the_key_is_used_but_never_logged_landed_or_put_in_metadata(
     # THEN the key went to BLS (the keyed v2 query) ...
     [query] = [r for r in replay.log if r.endpoint == "bls_api"]
     assert query.json()["registrationkey"] == API_KEY
-    # ... and appears nowhere we write: landings, metadata, manifests, events, logs, metrics
+    # ... and appears nowhere we write: the response object, manifests, metadata, events, logs, metrics
     written = everything_written(aws)
-    assert len(written) >= 3 * len(SERIES)
+    assert len(aws.keys("landing/bls_api/_responses/")) == 1
+    assert len(written) == 2 * (len(SERIES) + 1) + len(SERIES)  # (body, metadata) of 5 objects, 4 events
     assert not [text for text in written if API_KEY in text]
     logs = captured_logs()
     assert "BLS API batch fetched" in logs  # the capture did see the run's logs
     assert API_KEY not in logs
+
+
+def test_a_response_that_echoes_the_key_is_not_stored_and_its_series_are_dead_lettered(
+    extractor, aws, replay, lambda_context, captured_logs
+):
+    # GIVEN a key in SSM, and a successful BLS answer that echoes the key in a message (in upper case, even)
+    aws.put_api_key()
+
+    def echo_key(req, proceed):
+        answer = proceed()
+        if req.endpoint == "bls_api":
+            document = json.loads(answer.body)
+            document["message"].append(f"The key:{req.json()['registrationkey'].upper()} was used for this request.")
+            answer.body = json.dumps(document).encode()
+        return answer
+
+    replay.add_hook(echo_key)
+
+    # WHEN a batch of series is extracted
+    event = sqs_event([request("bls_api", s, start_year=2024, end_year=2026) for s in SERIES])
+    response = extractor.lambda_handler(event, lambda_context)
+
+    # THEN the body is neither stored as received (it holds the key) nor rewritten: nothing is landed at all ...
+    assert aws.keys("landing/") == []
+    # ... and every series of the query fails visibly: dead-lettered with the reason, done (retrying cannot help)
+    assert response == {"batchItemFailures": []}
+    dead = aws.dlq_messages()
+    assert sorted(json.loads(m["Body"])["dataset"] for m in dead) == sorted(SERIES)
+    reasons = {m["MessageAttributes"]["error_type"]["StringValue"] for m in dead}
+    assert reasons == {"secret_in_response"}
+    assert "echoes the registration key" in dead[0]["MessageAttributes"]["failure_reason"]["StringValue"]
+    events = aws.events()
+    assert sorted(e["dataset"] for e in events if e["event_type"] == "stage.failed") == sorted(SERIES)
+    # AND the key is nowhere: DLQ messages, events, logs
+    assert not [text for text in [json.dumps(m) for m in dead] + [json.dumps(e) for e in events] if API_KEY in text]
+    logs = captured_logs()
+    assert "echoes the registration key" in logs
+    assert API_KEY not in logs and API_KEY.upper() not in logs
 
 
 def test_the_key_stays_secret_when_bls_rejects_it(extractor, aws, replay, lambda_context, captured_logs, monkeypatch):

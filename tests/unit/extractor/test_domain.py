@@ -18,6 +18,7 @@ from extractor.domain import (
     datausa_params,
     datausa_shape,
     deferral_seconds,
+    echoes_secret,
     merge_series,
     messages_about,
     mirror_digest,
@@ -27,8 +28,8 @@ from extractor.domain import (
     plan_sync,
     requested_years,
     series_content_sha256,
-    series_document,
     series_does_not_exist,
+    series_observations,
     socrata_columns,
     year_windows,
 )
@@ -117,11 +118,28 @@ def test_windows_merge_newest_first_and_the_hash_ignores_timing():
     older = {"seriesID": "X01", "data": [{"year": "2010", "period": "M12", "value": "-"}]}
     merged = merge_series([recent, older])
     assert [(o["year"], o["period"]) for o in merged["data"]] == [("2024", "M01"), ("2010", "M12")]
-    first = series_document(merged, "REQUEST_SUCCEEDED", 120, [])
-    second = series_document(merged, "REQUEST_SUCCEEDED", 87, [])
-    assert first != second  # the bodies carry each answer's responseTime ...
-    assert series_content_sha256(json.loads(first)["Results"]["series"][0]) == series_content_sha256(merged)
-    assert json.loads(first)["Results"]["series"][0]["data"][1]["value"] == "-"  # values untouched
+    assert merged["data"][1]["value"] == "-"  # values untouched
+    assert series_observations(merged) == 2 and series_observations({"seriesID": "X01"}) == 0
+    # two responses carrying the same series, with different timing, messages and neighbours, hash alike
+    first = {"status": "REQUEST_SUCCEEDED", "responseTime": 120, "message": [], "Results": {"series": [recent]}}
+    second = {
+        "status": "REQUEST_SUCCEEDED",
+        "responseTime": 87,
+        "message": ["No Data Available for Series X02 Year: 2024"],
+        "Results": {"series": [{"seriesID": "X02", "data": []}, json.loads(json.dumps(recent))]},
+    }
+    one = parse_bls_response(json.dumps(first).encode()).series["X01"]
+    other = parse_bls_response(json.dumps(second).encode()).series["X01"]
+    assert series_content_sha256(one) == series_content_sha256(other) == series_content_sha256(recent)
+    assert series_content_sha256(merged) != series_content_sha256(recent)
+
+
+def test_a_body_echoing_the_key_is_recognised_in_any_case():
+    key = "0123456789abcdef" * 2
+    assert echoes_secret(f'{{"message": ["The key:{key.upper()} provided by the User is invalid."]}}'.encode(), key)
+    assert echoes_secret(f"...{key}...".encode(), key)
+    assert not echoes_secret(b'{"status": "REQUEST_SUCCEEDED"}', key)
+    assert not echoes_secret(b"anything", None)
 
 
 # -- BLS bulk: the listing and the sync plan --------------------------------------------------------------------

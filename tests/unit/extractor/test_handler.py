@@ -40,27 +40,35 @@ def test_batch_event_lands_every_request_and_announces_it(extractor, aws, replay
     assert sorted(e["event_type"] for e in events) == ["dataset.extracted"] * 7
 
 
-def test_a_series_landing_holds_that_series_only_with_its_warnings(extractor, aws, lambda_context):
+def test_a_series_landing_points_at_the_raw_response_and_selects_its_series_with_its_warnings(
+    extractor, aws, lambda_context
+):
     extractor.lambda_handler(load_event("extractor_batch.json"), lambda_context)
     [manifest_key] = [k for k in aws.keys("landing/bls_api/PRS30006032/") if k.endswith(".manifest.json")]
     manifest = Manifest.model_validate_json(aws.s3.get_object(Bucket=aws.bucket, Key=manifest_key)["Body"].read())
     [part] = manifest.parts
-    body = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=part.key)["Body"].read())
-    assert [s["seriesID"] for s in body["Results"]["series"]] == ["PRS30006032"]
-    observations = {(o["year"], o["period"]): o["value"] for o in body["Results"]["series"][0]["data"]}
+    # the part is the coalesced response of the batch (four series), stored once under landing/bls_api/_responses/
+    assert part.key.startswith("landing/bls_api/_responses/ingest_date=2026-11-21/20261121T080000Z-")
+    assert part.select_series == "PRS30006032"
+    body = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=part.key, VersionId=part.version_id)["Body"].read())
+    assert len(body["Results"]["series"]) == 4
+    [series] = [s for s in body["Results"]["series"] if s["seriesID"] == "PRS30006032"]
+    observations = {(o["year"], o["period"]): o["value"] for o in series["data"]}
     assert observations[("2025", "Q01")] == "-0.6"  # the value in the bulk pr.data files
     assert {int(y) for y, _ in observations} == {2024, 2025, 2026}
-    assert part.records == len(observations)
+    assert part.records == len(observations)  # the selected series' observations only
     head = aws.s3.head_object(Bucket=aws.bucket, Key=part.key)
     assert head["Metadata"]["run-id"] == "20261121T080000Z-3f9c2a71"
-    assert head["Metadata"]["record-count"] == str(len(observations))
-    # SMS38000001000000001 is recorded for 2014-2015 only: its 2024-2026 landing is empty, with the warnings
+    assert head["Metadata"]["record-count"] == str(sum(len(s["data"]) for s in body["Results"]["series"]))
+    # SMS38000001000000001 is recorded for 2014-2015 only: its 2024-2026 landing selects an empty series, and its
+    # manifest carries the warnings (the messages about it, and those naming no series)
     [sms] = [k for k in aws.keys("landing/bls_api/SMS38000001000000001/") if k.endswith(".manifest.json")]
     sms_manifest = Manifest.model_validate_json(aws.s3.get_object(Bucket=aws.bucket, Key=sms)["Body"].read())
     assert sms_manifest.warnings == [
         f"No Data Available for Series SMS38000001000000001 Year: {year}" for year in (2024, 2025, 2026)
     ]
     assert sms_manifest.record_count == 0
+    assert [(p.key, p.select_series) for p in sms_manifest.parts] == [(part.key, "SMS38000001000000001")]
 
 
 def test_rerun_with_unchanged_sources_lands_nothing_and_sends_nothing_downstream(
