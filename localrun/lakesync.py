@@ -45,15 +45,37 @@ def restore_bucket(lake_dir: Path, s3: Any, bucket: str) -> int:
     count = 0
     for key, path in sorted(_lake_files(lake_dir).items()):
         meta = recorded.get(key, {})
-        s3.put_object(
+        put = s3.put_object(
             Bucket=bucket,
             Key=key,
             Body=path.read_bytes(),
             Metadata=meta.get("metadata", {}),
             ContentType=meta.get("content_type") or mimetypes.guess_type(key)[0] or "binary/octet-stream",
         )
+        if meta.get("version_id") and put.get("VersionId"):
+            _keep_version(bucket, key, put["VersionId"], meta["version_id"])
         count += 1
     return count
+
+
+def _keep_version(bucket: str, key: str, given: str, recorded: str) -> None:
+    """Give a restored object the version id it had in the last run.
+
+    Manifests pin the version of each part they list (and lineage names ``key?versionId=``), so a landing whose
+    transform is retried in a later run (a TransformDLQ redrive, a TransformQueue message kept for the next run)
+    must find the same version, as it would in a real versioned bucket. moto assigns new ids on PutObject and has
+    no API to choose one; its server runs in this process, so the id is set on its record of the object.
+    """
+    from moto.s3.models import s3_backends
+
+    from localrun.template import ACCOUNT_ID
+
+    stored = s3_backends[ACCOUNT_ID]["aws"].buckets.get(bucket)
+    if stored is None:  # not this process's moto: nothing to keep
+        return
+    for fake in stored.keys.getlist(key, []):
+        if fake.version_id == given:
+            fake._version_id = recorded
 
 
 def save_bucket(lake_dir: Path, s3: Any, bucket: str) -> SyncResult:
@@ -69,7 +91,11 @@ def save_bucket(lake_dir: Path, s3: Any, bucket: str) -> SyncResult:
                 raise ValueError(f"refusing to write object key {key!r} outside the lake folder")
             response = s3.get_object(Bucket=bucket, Key=key)
             body = response["Body"].read()
-            recorded[key] = {"metadata": response.get("Metadata", {}), "content_type": response.get("ContentType")}
+            recorded[key] = {
+                "metadata": response.get("Metadata", {}),
+                "content_type": response.get("ContentType"),
+                "version_id": response.get("VersionId"),
+            }
             path = lake_dir / key
             existing.pop(key, None)
             if path.exists() and hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(body).digest():

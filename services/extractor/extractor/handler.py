@@ -32,10 +32,13 @@ from pydantic import ValidationError
 
 from datalake.aws import client
 from datalake.contracts import ExtractRequest
+from datalake.events import PublishError
 from datalake.idempotency import idempotency_config
+from datalake.lake import LakeError
 from datalake.observability import logger, metrics, tracer
 from datalake.records import ExtractRecord
 from datalake.settings import ExtractorSettings, settings_for
+from datalake.state import StateError
 from extractor.budget import time_budget
 from extractor.domain import deferral_seconds
 from extractor.errors import Deferred, ExtractionError, PermanentFailure
@@ -135,6 +138,12 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
         raise
     except IdempotencyAlreadyInProgressError:
         telemetry.count("ExtractFailures", reason="in_progress")
+        raise
+    except (LakeError, StateError, PublishError, QueueError) as exc:
+        # An AWS call failed (S3, DynamoDB, SNS, SQS): say why, so a request that ends in the DLQ after
+        # maxReceiveCount has its reason in the logs (SQS moves it there without one).
+        telemetry.count("ExtractFailures", reason="aws")
+        logger.warning("request failed, will be retried", extra={"reason": str(exc), "error_type": type(exc).__name__})
         raise
     finally:
         logger.remove_keys(["source", "dataset"])
