@@ -18,7 +18,7 @@ from extractor.domain import (
     socrata_content_sha256,
     socrata_page_params,
 )
-from extractor.errors import DatasetNotFound, PayloadTooLarge, SourceUnavailable
+from extractor.errors import BadPayload, DatasetNotFound, PayloadTooLarge, SourceUnavailable
 from extractor.http import Download, HttpClient, redacted_url
 from extractor.landing import Fetched, FetchedPart
 from extractor.telemetry import telemetry
@@ -36,6 +36,14 @@ def _checked(download: Download, source: str, what: str) -> Download:
     if download.status == 404:
         raise DatasetNotFound(f"{what} does not exist (404 at {redacted_url(download.url)})")
     raise SourceUnavailable(f"{what}: HTTP {download.status} after retries")
+
+
+def _utf8(data: bytes, what: str) -> str:
+    """Raises BadPayload (with the reason) for bytes that are not UTF-8 text, as for a body that is not JSON."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"{what} is not UTF-8 text: {exc}") from exc
 
 
 def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest) -> Fetched:
@@ -105,7 +113,11 @@ def fetch_socrata(
             page = _checked(
                 http.fetch("GET", rows_url, params=params, headers=headers), "socrata", f"Socrata dataset {dataset}"
             )
-            rows = count_json_array(page.read().decode("utf-8"))
+            try:
+                rows = count_json_array(_utf8(page.read(), f"Socrata dataset {dataset}, page at offset {offset}"))
+            except Exception:
+                page.close()
+                raise
             if rows == 0 and pages:
                 page.close()  # an empty page after a full one: the end
                 break
