@@ -144,7 +144,14 @@ def plan_from_metadata(payload: bytes, dataset: str, name: str, part_key: str) -
                 check="schema.type",
                 part_key=part_key,
             )
-        column = snake_case(field_name)
+        try:
+            column = snake_case(field_name)
+        except ValueError as exc:
+            raise PayloadRejected(
+                f"metadata {name} names a field that cannot be a column: {exc}",
+                check="schema.metadata",
+                part_key=part_key,
+            ) from exc
         if column in seen or column.startswith("territory_") or column.startswith("_"):
             raise PayloadRejected(
                 f"column {field_name!r} of {dataset} collides with another column as {column!r}",
@@ -281,7 +288,7 @@ def iter_row_pieces(
             except pa.ArrowInvalid as again:
                 raise _invalid(name, part_key, again) from again
         buf, want = rest, piece_bytes
-        yield elements
+        yield _utf8_checked(elements, name, part_key)
 
 
 def _grow(size: int, name: str, part_key: str) -> int:
@@ -333,9 +340,24 @@ def _final_piece(buf: bytes, row_type: pa.StructType, name: str, part_key: str) 
     if not body:
         return
     try:
-        yield _parse_elements(body, row_type)
+        elements = _parse_elements(body, row_type)
     except pa.ArrowInvalid as exc:
         raise _invalid(name, part_key, exc) from exc
+    yield _utf8_checked(elements, name, part_key)
+
+
+def _utf8_checked(elements: pa.StructArray, name: str, part_key: str) -> pa.StructArray:
+    """pyarrow's JSON reader copies string bytes as they are: a latin-1 export would stage as text no reader can
+    decode, or crash the territory keys. A full validation checks every string is UTF-8, in C++, without copies."""
+    try:
+        elements.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise PayloadRejected(
+            f"{name} is not UTF-8 text (SODA serves UTF-8; a re-encoded export?): {exc}",
+            check="payload.encoding",
+            part_key=part_key,
+        ) from exc
+    return elements
 
 
 def _invalid(name: str, part_key: str, exc: Exception) -> PayloadRejected:
