@@ -879,6 +879,14 @@ class _LakeReader:
         return ManifestOutcome(key, ref, "lost", "nowhere")
 
 
+def dead_letters(lake_dir: Path) -> list[tuple[str, str]]:
+    """``(DLQ, source/dataset)`` of every message a lake's DLQs keep (the body's start when it is no request)."""
+    found = []
+    for message in _kept_messages(Path(lake_dir), "dead-letters.jsonl"):
+        found.append((message["queue"], _ref_of_request(_body(message)) or message["body"][:80]))
+    return found
+
+
 def audit_run(lake_dir: Path, run_id: str) -> RunAudit:
     """Where every catalog entry of a run, and every manifest it landed, ended up (see the module docstring).
 

@@ -7,9 +7,10 @@ scope. Scenarios are independent (each has its own lake folder), so the selected
 thread pool (``FAULT_MATRIX_WORKERS``, default 3) as soon as the first one is asked for; each test then checks
 its own.
 
-Any test can add a row to the fault table with ``record_property("fault_matrix", {...})``. The table is printed
-at the end of the session and written to ``bench/out/fault-matrix-fast.md`` (``make test``) or
-``bench/out/fault-matrix-chaos.md`` (when chaos rows are in it: ``make chaos``); ``bench/out/`` is git-ignored.
+Any test of the session can add a row to the fault table with ``record_property("fault_matrix", {...})`` (the
+delivery-fault tests do). The table is printed at the end of the session and written to
+``bench/out/fault-matrix-fast.md`` (``make test``) or ``bench/out/fault-matrix-chaos.md`` (when chaos rows are in
+it: ``make chaos``); ``bench/out/`` is git-ignored.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 from localrun.faults import (
     RunAudit,
     audit_run,
+    dead_letters,
     mart_differences,
     reference_lake,
     reference_run_id,
@@ -89,7 +91,7 @@ class Played:
     steps: list[str]
     mart_diffs: list[str]
     staging_diffs: list[str]
-    dead_after: dict[str, int]
+    dead_after: list[tuple[str, str]]
     seconds: float
 
     def row(self) -> dict[str, str]:
@@ -148,7 +150,7 @@ def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
         steps=steps,
         mart_diffs=mart_differences(lake, reference),
         staging_diffs=staging_differences(lake, reference),
-        dead_after=after.dead_letters,
+        dead_after=dead_letters(lake),
         seconds=time.monotonic() - started,
     )
 
@@ -200,15 +202,18 @@ def scenario_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 # -- the table ----------------------------------------------------------------------------------------------------
 
-_ROWS: list[dict[str, Any]] = []
 
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when != "call":
-        return
-    for name, value in report.user_properties:
-        if name == "fault_matrix":
-            _ROWS.append({**value, "test": report.nodeid, "passed": report.passed})
+def matrix_rows(terminalreporter: Any) -> list[dict[str, Any]]:
+    """The rows tests recorded, from every test's report (this hook sees the whole session, not just tests/e2e)."""
+    rows = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in report.user_properties:
+                if name == "fault_matrix":
+                    rows.append({**value, "test": report.nodeid, "passed": report.passed})
+    return sorted(rows, key=lambda r: r["test"])
 
 
 def render(rows: list[dict[str, Any]]) -> list[str]:
@@ -224,13 +229,14 @@ def render(rows: list[dict[str, Any]]) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     del exitstatus, config
-    if not _ROWS:
+    rows = matrix_rows(terminalreporter)
+    if not rows:
         return
-    lines = render(_ROWS)
+    lines = render(rows)
     terminalreporter.section("fault matrix: every fault, its attempts and where everything ended")
     for line in lines:
         terminalreporter.write_line(line)
-    kind = "chaos" if any(r.get("chaos") for r in _ROWS) else "fast"
+    kind = "chaos" if any(r.get("chaos") for r in rows) else "fast"
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     path = REPORT_DIR / f"fault-matrix-{kind}.md"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
