@@ -20,17 +20,22 @@ _SECRET_FIELDS = re.compile(r"(registrationkey|registration_key|app_?token|x-app
 REDACTED = "***redacted***"
 
 
+_SECRET_PATTERN: re.Pattern[str] | None = None
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that no log line ever prints it."""
-    if value and len(value) >= 6:
+    """Remember a secret value so that no log line ever prints it (in any letter case: a source may echo it)."""
+    global _SECRET_PATTERN  # noqa: PLW0603 - one process-wide registry, rebuilt when a secret is added
+    if value and len(value) >= 6 and value not in _SECRET_VALUES:
         _SECRET_VALUES.add(value)
+        alternatives = sorted((re.escape(s) for s in _SECRET_VALUES), key=len, reverse=True)
+        _SECRET_PATTERN = re.compile("|".join(alternatives), re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    for secret in _SECRET_VALUES:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    if _SECRET_PATTERN is None:
+        return text
+    return _SECRET_PATTERN.sub(REDACTED, text)
 
 
 def _scrub(value: Any, key: str | None = None) -> Any:

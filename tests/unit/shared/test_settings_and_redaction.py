@@ -48,9 +48,18 @@ def test_formatter_redacts_registered_secrets_and_secret_shaped_fields():
     log = logging.getLogger("redaction-test")
     log.addHandler(handler)
     log.propagate = False
-    log.warning("calling with %s", secret, extra={"registrationkey": "anything", "url": f"https://x/?key={secret}"})
+    log.warning(
+        "calling with %s",
+        secret,
+        extra={
+            "registrationkey": "anything",
+            "url": f"https://x/?key={secret}",
+            "echo": f"Invalid key {secret.upper()}",
+        },
+    )
     line = stream.getvalue()
     assert secret not in line
     record = json.loads(line)
     assert record["registrationkey"] == REDACTED
     assert REDACTED in record["url"] and REDACTED in record["message"]
+    assert record["echo"] == f"Invalid key {REDACTED}"  # a source echoing the key in another case
