@@ -732,12 +732,23 @@ class RunAudit:
         gone += [f"{m.key}: landed, but neither staged nor quarantined" for m in manifests if m.ending == "lost"]
         return gone
 
+    def outcome_line(self) -> str:
+        """landed / staged / quarantined / DLQ counts (deferred and unchanged when there are any), for a table."""
+        counts = self.summary()
+        labels = (("landed", "landed"), ("staged", "staged"), ("quarantined", "quarantined"), ("dlq", "DLQ"))
+        shown = [f"{label} {counts[name]}" for name, label in labels]
+        if counts["partial"]:  # staged, with a file or rows of it quarantined
+            shown[1] += f" ({counts['partial']} with rejects quarantined)"
+        shown += [f"{name} {counts[name]}" for name in ("deferred", "unchanged") if counts[name]]
+        return ", ".join(shown)
+
     def summary(self) -> dict[str, int]:
         return {
             "entries": len(self.entries),
             "landed": self.count("landed"),
             "unchanged": self.count("unchanged"),
             "staged": self.manifest_count("staged"),
+            "partial": sum(1 for m in self.manifests.values() if m.ending == "staged" and "rejects" in m.evidence),
             "quarantined": self.manifest_count("quarantined"),
             "dlq": self.count("dlq") + self.manifest_count("transform_dlq"),
             "deferred": self.count("deferred"),
@@ -1072,7 +1083,11 @@ _LOCKS_LOCK = threading.Lock()
 
 
 def reference_lake(base_dir: Path, *args: str) -> Path:
-    """The lake of a clean run (no faults) over ``args``, made once per base folder and reused (thread-safe)."""
+    """The lake of a clean run over ``args``, made once per base folder and reused (thread-safe).
+
+    No fault is injected; the run only counts its S3 writes (``record_writes``), and its console output is kept in
+    ``_local/clean-output.txt``, so tests can compare a faulted run's writes and messages with it.
+    """
     name = "clean-" + (re.sub(r"[^A-Za-z0-9]+", "-", " ".join(args)).strip("-") or "all")
     lake = Path(base_dir) / name
     with _LOCKS_LOCK:
@@ -1082,7 +1097,8 @@ def reference_lake(base_dir: Path, *args: str) -> Path:
             import shutil
 
             shutil.rmtree(lake, ignore_errors=True)  # what an interrupted attempt left
-            done = run_local(lake, *args)
+            done = run_local(lake, *args, plan={"name": "clean (writes counted)", "record_writes": True})
+            (lake / LOCAL / "clean-output.txt").write_text(done.output)
             (lake / LOCAL / "clean").write_text(done.run_id)
     return lake
 

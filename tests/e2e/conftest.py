@@ -42,14 +42,6 @@ from localrun.template import ROOT
 REPORT_DIR = ROOT / "bench" / "out"
 COLUMNS = ("fault", "target", "scope", "attempts", "faulted run", "recovery", "after recovery", "lost", "converged")
 DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
-OUTCOMES = (
-    ("landed", "landed"),
-    ("staged", "staged"),
-    ("quarantined", "quarantined"),
-    ("dlq", "DLQ"),
-    ("deferred", "deferred"),
-    ("unchanged", "unchanged"),
-)
 
 
 @dataclass(frozen=True)
@@ -104,22 +96,13 @@ class Played:
             "target": self.scenario.target,
             "scope": " + ".join(a for a in self.scenario.scope if not a.startswith("--")) or "full catalog",
             "attempts": f"{faulted} of {matched} requests; {receives} receives",
-            "faulted run": outcome(self.before),
+            "faulted run": self.before.outcome_line(),
             "recovery": ", ".join(self.steps) or "none needed",
-            "after recovery": outcome(self.after),
+            "after recovery": self.after.outcome_line(),
             "lost": str(len(self.before.lost) + len(self.after.lost)),
             "converged": "yes" if not (self.mart_diffs or self.staging_diffs) else "NO",
             "seconds": f"{self.seconds:.0f}",
         }
-
-
-def outcome(audit: RunAudit) -> str:
-    """landed / staged / quarantined / DLQ counts of a run (deferred and unchanged when there are any)."""
-    counts = audit.summary()
-    shown = [
-        f"{label} {counts[name]}" for name, label in OUTCOMES if counts[name] or name not in ("deferred", "unchanged")
-    ]
-    return ", ".join(shown)
 
 
 def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
@@ -213,7 +196,7 @@ def matrix_rows(terminalreporter: Any) -> list[dict[str, Any]]:
             for name, value in report.user_properties:
                 if name == "fault_matrix":
                     rows.append({**value, "test": report.nodeid, "passed": report.passed})
-    return sorted(rows, key=lambda r: r["test"])
+    return rows  # in the order they ran
 
 
 def render(rows: list[dict[str, Any]]) -> list[str]:
