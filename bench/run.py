@@ -106,18 +106,30 @@ def bench_staging(repeat: int, rows: int, work: Path) -> dict[str, Any]:
 
 # -- cold start --------------------------------------------------------------------------------------------------
 def bench_cold_import(repeat: int) -> dict[str, Any]:
-    def median_import(module: str) -> float:
-        return statistics.median(probe("import", module)["import_s"] for _ in range(repeat))
+    """Median cold import of each handler and of the floors, each import in a fresh process.
 
-    floor = median_import("bench.floor_module")
-    floor_arrow = median_import("bench.floor_module_arrow")
+    The measurements are interleaved round by round (floor, floor + pyarrow, every handler, then again), so a
+    change in the machine's load during the benchmark moves the floor and the handlers alike.
+    """
+    modules = {"floor": "bench.floor_module", "floor_arrow": "bench.floor_module_arrow", **HANDLERS}
+    samples: dict[str, list[float]] = {name: [] for name in modules}
+    errors: dict[str, str] = {}
+    for _ in range(repeat):
+        for name, module in modules.items():
+            if name in errors:
+                continue
+            try:
+                samples[name].append(probe("import", module)["import_s"])
+            except RuntimeError as exc:
+                errors[name] = str(exc)[-200:]
+    floor = statistics.median(samples["floor"])
+    floor_arrow = statistics.median(samples["floor_arrow"])
     out: dict[str, Any] = {"repeat": repeat, "floor_s": round(floor, 4), "floor_plus_pyarrow_s": round(floor_arrow, 4)}
-    for name, module in HANDLERS.items():
-        try:
-            seconds = median_import(module)
-        except RuntimeError as exc:
-            out[name] = {"error": str(exc)[-200:]}
+    for name in HANDLERS:
+        if name in errors:
+            out[name] = {"error": errors[name]}
             continue
+        seconds = statistics.median(samples[name])
         entry = {"import_s": round(seconds, 4), "ratio_to_floor": round(seconds / floor, 3)}
         if name in {"transformer", "modeler"}:
             entry["ratio_to_floor_plus_pyarrow"] = round(seconds / floor_arrow, 3)

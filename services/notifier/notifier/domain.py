@@ -200,13 +200,13 @@ def marts_notice(event: MartsBuilt, prefix: str, links: ConsoleLinks) -> Notice:
 
 
 class AlarmDimension(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     name: str
     value: str
 
 
 class AlarmTrigger(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     MetricName: str | None = None  # absent for metric-math alarms
     Namespace: str | None = None
     Statistic: str | None = None
@@ -222,7 +222,7 @@ class AlarmTrigger(BaseModel):
 class CloudWatchAlarm(BaseModel):
     """The JSON CloudWatch publishes to SNS when an alarm changes state."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     AlarmName: str
     AlarmDescription: str | None = None
     AWSAccountId: str

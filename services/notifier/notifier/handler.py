@@ -35,7 +35,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=SnsEnvelopeRecord)
 class SettleRequest(BaseModel):
     """A manual invoke: close one run (or every open run) now, as it stands."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     action: Literal["settle"]
     run_id: RunId | None = None
 
