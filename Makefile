@@ -12,7 +12,8 @@ REGION ?= us-east-1
 ARGS ?=
 ENV ?= dev
 PYTEST_ARGS ?=
-ENV ?= dev
+# make unit spreads the tests over this many processes (pytest-xdist); 0 runs them in this one
+PYTEST_WORKERS ?= 2
 
 .PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build deploy bench chaos report redrive clean
 
@@ -38,7 +39,9 @@ samvenv: $(SAMVENV)/.installed ## the SAM CLI venv (.venv-sam), kept apart: SAM 
 run: venv ## run the whole pipeline locally on moto, offline (ARGS='--live', '--replay-dir DIR', '--source bls_api', ...)
 	$(PY) -m localrun $(ARGS)
 
-test: venv samvenv lint unit checks build ## every test and static check (what CI runs)
+test: ## every test and static check (what CI runs)
+	$(MAKE) -j2 venv samvenv
+	$(MAKE) lint unit checks build
 
 lint: venv ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -49,7 +52,7 @@ format: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 unit: venv ## pytest: unit, integration and the e2e subset (not the full chaos matrix)
-	$(VENV)/bin/pytest -m "not chaos" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not chaos" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 checks: cfn-lint sam-validate ## template checks
 

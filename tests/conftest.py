@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.env import TEST_ENV  # shared with the benchmark, which must not import pytest
+from tests.fault_table import print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -20,6 +21,30 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+# Tests that share a costly module- or session-scoped result run in one xdist worker (``make unit`` runs
+# ``pytest -n 2 --dist loadgroup``): by default each module is a group, so a module fixture is computed once; these
+# modules also share the clean reference runs of ``localrun.faults.reference_lake``.
+SHARED_GROUPS = {
+    "tests/e2e/test_fault_matrix.py": "fault-references",
+    "tests/integration/test_delivery_faults.py": "fault-references",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    del config
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The fault table, from the rows any test recorded (in the controller only, under xdist)."""
+    del exitstatus
+    if not hasattr(config, "workerinput"):
+        print_table(terminalreporter)
 
 
 @dataclass

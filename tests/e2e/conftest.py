@@ -8,9 +8,7 @@ thread pool (``FAULT_MATRIX_WORKERS``, default 3) as soon as the first one is as
 its own.
 
 Any test of the session can add a row to the fault table with ``record_property("fault_matrix", {...})`` (the
-delivery-fault tests do). The table is printed at the end of the session and written to
-``bench/out/fault-matrix-fast.md`` (``make test``) or ``bench/out/fault-matrix-chaos.md`` (when chaos rows are in
-it: ``make chaos``); ``bench/out/`` is git-ignored.
+delivery-fault tests do); ``tests/fault_table.py`` prints it at the end of the session.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +34,7 @@ from localrun.faults import (
     run_local,
     staging_differences,
 )
-from localrun.template import ROOT
 
-REPORT_DIR = ROOT / "bench" / "out"
-COLUMNS = ("fault", "target", "scope", "attempts", "faulted run", "recovery", "after recovery", "lost", "converged")
 DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
 
 
@@ -181,47 +175,3 @@ def scenario_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     )
     yield pool
     pool.close()
-
-
-# -- the table ----------------------------------------------------------------------------------------------------
-
-
-def matrix_rows(terminalreporter: Any) -> list[dict[str, Any]]:
-    """The rows tests recorded, from every test's report (this hook sees the whole session, not just tests/e2e)."""
-    rows = []
-    for outcome in ("passed", "failed"):
-        for report in terminalreporter.stats.get(outcome, []):
-            if getattr(report, "when", None) != "call":
-                continue
-            for name, value in report.user_properties:
-                if name == "fault_matrix":
-                    rows.append({**value, "test": report.nodeid, "passed": report.passed})
-    return rows  # in the order they ran
-
-
-def render(rows: list[dict[str, Any]]) -> list[str]:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COLUMNS}
-    header = " | ".join(c.ljust(widths[c]) for c in COLUMNS)
-    lines = [header, "-|-".join("-" * widths[c] for c in COLUMNS)]
-    lines += [" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in COLUMNS) for r in rows]
-    lost = sum(int(r.get("lost", 0)) for r in rows)
-    failed = [r["test"] for r in rows if not r["passed"]]
-    lines.append(f"{len(rows)} faults, {lost} lost" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return lines
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    del exitstatus, config
-    rows = matrix_rows(terminalreporter)
-    if not rows:
-        return
-    lines = render(rows)
-    terminalreporter.section("fault matrix: every fault, its attempts and where everything ended")
-    for line in lines:
-        terminalreporter.write_line(line)
-    kind = "chaos" if any(r.get("chaos") for r in rows) else "fast"
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    path = REPORT_DIR / f"fault-matrix-{kind}.md"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    path.write_text(f"# Fault matrix ({kind}), {stamp}\n\n" + "\n".join(lines) + "\n")
-    terminalreporter.write_line(f"(written to {path.relative_to(ROOT)})")
