@@ -166,9 +166,10 @@ def _restore(server: Any, lake_dir: Path, local_dir: Path) -> Any:
 
     restored: dict[str, int] = {}
 
-    def preload(cloud: Any) -> None:
+    def preload(cloud: Any) -> bool:
         restored["objects"] = restore_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
         restored["items"] = restore_table(local_dir / STATE_FILE, cloud.client("dynamodb"), cloud.ref("StateTable"))
+        return bool(restored["objects"] or restored["items"])  # an earlier run's lake: the stack existed already
 
     cloud = LocalCloud(server.endpoint, parameter_overrides=LOCAL_PARAMETERS).create(preload=preload)
     _say(

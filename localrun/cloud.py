@@ -132,11 +132,13 @@ class LocalCloud:
         return {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
 
     # -- creation -------------------------------------------------------------------------------------------
-    def create(self, preload: Callable[[LocalCloud], None] | None = None) -> LocalCloud:
+    def create(self, preload: Callable[[LocalCloud], bool | None] | None = None) -> LocalCloud:
         """Create every resource the local runtime needs, in dependency order.
 
         ``preload`` runs after the buckets and tables exist but before the bucket notifications are configured,
-        so restoring a lake from disk does not replay its old landings into the TransformQueue.
+        so restoring a lake from disk does not replay its old landings into the TransformQueue. It returns True
+        when it restored an earlier run's lake: the stack "exists already", so S3's one-off ``s3:TestEvent``
+        (sent when a notification configuration is first put, i.e. at deploy) is not sent again.
         """
         self._create_queues()
         self._create_topics()
@@ -144,9 +146,8 @@ class LocalCloud:
         self._create_buckets()
         self._create_catalog()
         self._declare_functions()
-        if preload is not None:
-            preload(self)
-        self._configure_notifications()
+        existed = bool(preload(self)) if preload is not None else False
+        self._configure_notifications(deployed_before=existed)
         self._create_subscriptions()
         self._apply_queue_policies()
         return self
@@ -251,7 +252,7 @@ class LocalCloud:
             )["NamedQueryId"]
             self.resolver.physical[logical] = {"Ref": query_id, "NamedQueryId": query_id}
 
-    def _configure_notifications(self) -> None:
+    def _configure_notifications(self, deployed_before: bool = False) -> None:
         s3 = self.client("s3")
         for logical in resources_of(self.template, "AWS::S3::Bucket"):
             configs = bucket_notification(self.template, self.resolver, logical)
@@ -260,6 +261,24 @@ class LocalCloud:
                     Bucket=self.resolver.physical[logical]["Ref"],
                     NotificationConfiguration={"QueueConfigurations": configs},
                 )
+                if deployed_before:
+                    self._drop_s3_test_events(configs)
+
+    def _drop_s3_test_events(self, configs: list[dict[str, Any]]) -> None:
+        """Remove the ``s3:TestEvent`` moto just sent to each notified queue (nothing else is in them yet)."""
+        sqs = self.client("sqs")
+        by_arn = {self.arn(logical): url for logical, url in self.queue_urls.items()}
+        for config in configs:
+            url = by_arn.get(config["QueueArn"])
+            if url is None:
+                continue
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                if json.loads(message["Body"]).get("Event") == "s3:TestEvent":
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                else:
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
 
     def _create_subscriptions(self) -> None:
         sns = self.client("sns")
