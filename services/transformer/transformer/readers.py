@@ -8,12 +8,15 @@ by the piece size rather than the object size.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any, Protocol
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 from transformer.domain import PayloadRejected
 
 PIECE_BYTES = 4 << 20
+T = TypeVar("T")
 _HTML_MARKERS = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")
 
 
@@ -78,3 +81,57 @@ def load_json_document(payload: bytes, name: str, part_key: str) -> Any:
         raise PayloadRejected(
             f"{name} is not valid JSON{truncated}: {exc}", check="payload.json", part_key=part_key
         ) from exc
+
+
+class Prefetched(Generic[T]):
+    """Runs an iterator on a worker thread, ``depth`` items ahead of its consumer.
+
+    Reading and parsing the next piece (pyarrow's JSON parser releases the GIL) then overlaps with casting and
+    writing the current one. Items, and the exception that ended the iterator, reach the consumer in order. Use it
+    as a context manager: leaving the block stops the worker and waits for it, so the stream it reads can be
+    closed safely afterwards.
+    """
+
+    _END = object()
+
+    def __init__(self, iterable: Iterable[T], depth: int = 2) -> None:
+        self._source = iterable
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="piece-prefetch", daemon=True)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put((self._END, exc))
+            return
+        self._put((self._END, None))
+
+    def __enter__(self) -> Iterator[T]:
+        self._thread.start()
+        return self._items()
+
+    def _items(self) -> Iterator[T]:
+        while True:
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            if item is self._END:
+                return
+            yield item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -42,6 +42,7 @@ from transformer.adapters import (
 )
 from transformer.domain import REASON, Lineage, Parsed, PayloadRejected, merge_latest, rejected_schema_of
 from transformer.landing import LandingRef
+from transformer.readers import Prefetched
 from transformer.schemas import BLS_OBSERVATION, BLS_SERIES, POPULATION, TableSpec
 
 logger = Logger(child=True)
@@ -415,14 +416,16 @@ class TransformerService:
         stream = self.ports.landing.open_part(part)
         record = 0
         try:
-            for elements in socrata.iter_row_pieces(stream, plan.row_type, _name(part), part.key):
-                socrata.check_fields(elements, plan, _name(part), part.key)
-                good, bad = socrata.cast_rows(elements, plan, lineage, record)
-                staged.write(good)
-                rejects.write(bad)
-                record += len(elements)
-                tally.rows_in += len(elements)
-                tally.rows_quarantined += bad.num_rows
+            pieces = socrata.iter_row_pieces(stream, plan.row_type, _name(part), part.key)
+            with Prefetched(pieces) as prefetched:  # the next piece is read and parsed while this one is written
+                for elements in prefetched:
+                    socrata.check_fields(elements, plan, _name(part), part.key)
+                    good, bad = socrata.cast_rows(elements, plan, lineage, record)
+                    staged.write(good)
+                    rejects.write(bad)
+                    record += len(elements)
+                    tally.rows_in += len(elements)
+                    tally.rows_quarantined += bad.num_rows
             stream.verify()
         finally:
             stream.close()
