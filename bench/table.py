@@ -79,7 +79,9 @@ def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block p
         )
     e2e = results.get("local_e2e_s") or {}
     if e2e:
-        _row(rows, "local_e2e_s (first run)", e2e.get("first_run_s"), "well under 60", e2e.get("first_run_s", 99) < 60)
+        # "Well under a minute", read as at most 40 s (two thirds of it): the whole `make run` process, start to exit
+        first = e2e.get("first_run_s", 99)
+        _row(rows, "local_e2e_s (first run, whole process)", first, "well under 60 (<= 40)", first <= 40)
         for stage, seconds in (e2e.get("stages_s") or {}).items():
             _row(rows, f"  stage {stage}", seconds, "", None)
     for section, error in (results.get("errors") or {}).items():
