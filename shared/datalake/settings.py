@@ -51,6 +51,9 @@ class ExtractorSettings(StorageSettings):
     daily_window_years: int = Field(default=3, alias="DAILY_WINDOW_YEARS", ge=1, le=20)
     socrata_page_size: int = Field(default=50_000, alias="SOCRATA_PAGE_SIZE", ge=1, le=50_000)
     max_payload_bytes: int = Field(default=512 * 1024 * 1024, alias="MAX_PAYLOAD_BYTES", ge=1024)
+    # The ExtractQueue's maxReceiveCount (the template sets both from one value; a test holds them equal): on
+    # that receive a transient failure is dead-lettered by the extractor itself, with its reason.
+    extract_max_receive_count: int = Field(default=8, alias="EXTRACT_MAX_RECEIVE_COUNT", ge=1, le=1000)
 
 
 class TransformerSettings(StorageSettings):

@@ -287,15 +287,17 @@ def test_poison_messages_reach_their_dlq_after_max_receive_count_while_batch_nei
         assert stages[function]["failed"] == max_receives(queue), function
         assert len(dead[queue.replace("Queue", "DLQ")]) == 1, queue
     assert "2000-01-01" in dead["TransformDLQ"][0]["body"]  # the notification of a manifest never written
-    # ... the malformed ExtractRequest went there at once, with its reason; the failing request after 8 receives
+    # ... the malformed ExtractRequest went there at once, with its reason; the failing request on its 8th receive
+    # (maxReceiveCount), dead-lettered by the extractor itself with the reason of that last failure
     reasons = {
         json.loads(m["body"]).get("dataset"): (m["message_attributes"].get("failure_reason") or {}).get("StringValue")
         for m in dead["ExtractDLQ"]
     }
     assert reasons["../../etc/passwd"].startswith("invalid ExtractRequest")
-    assert reasons["population"] is None  # moved by SQS: its reason is in the logs
+    assert "HTTP 500" in reasons["population"]
     assert before.entries[POPULATION].ending == "dlq" and "HTTP 500" in before.entries[POPULATION].reason
-    assert stages["ExtractorFunction"]["failed"] == max_receives("ExtractQueue")
+    assert before.entries[POPULATION].reason_from == "failure_reason"
+    assert stages["ExtractorFunction"]["failed"] == max_receives("ExtractQueue") - 1  # the last receive is done
     # AND the messages delivered beside them succeeded: the series landed, was staged and modelled
     assert before.entries[SERIES].ending == "landed" and before.lost == []
     assert stages["ModelerFunction"]["succeeded"] >= 1

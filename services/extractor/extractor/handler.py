@@ -9,7 +9,9 @@ Powertools wiring only; the work is in the connectors (bls_api, bls_bulk, snapsh
   keyed on ``run_id#source#dataset``.
 - A permanent failure (nonexistent series or dataset, malformed request) sends the original body to the
   ExtractDLQ with a ``failure_reason`` and counts as done. A quota refusal (``REQUEST_NOT_PROCESSED``) fails the
-  record after deferring it with a growing visibility timeout. Anything else transient fails the record.
+  record after deferring it with a growing visibility timeout. Anything else transient fails the record, except
+  on its last receive (``maxReceiveCount``): SQS would move it to the DLQ with no reason, so the extractor
+  dead-letters it itself, with the reason of that last failure.
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ def idempotency(table_name: str) -> Idempotency:
     return Idempotency(persistence, unit)
 
 
+def last_receive(record: SQSRecord) -> bool:
+    """Whether SQS would move this message to the DLQ if it failed now."""
+    return int(record.attributes.approximate_receive_count or 1) >= settings.extract_max_receive_count
+
+
 @tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     """Process one SQS record.
@@ -133,6 +140,8 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
         logger.warning("request deferred", extra={"reason": str(exc), "retry_in_seconds": seconds})
         raise
     except ExtractionError as exc:
+        if last_receive(record):
+            return invocation.dead_letter(record, request, exc)
         telemetry.count("ExtractFailures", reason=exc.reason_code)
         logger.warning("request failed, will be retried", extra={"reason": str(exc), "error_type": exc.reason_code})
         raise
@@ -141,9 +150,15 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
         raise
     except (LakeError, StateError, PublishError, QueueError) as exc:
         # An AWS call failed (S3, DynamoDB, SNS, SQS): say why, so a request that ends in the DLQ after
-        # maxReceiveCount has its reason in the logs (SQS moves it there without one).
+        # maxReceiveCount has its reason in the logs (SQS moves it there without one), and on the last receive
+        # try to dead-letter it with that reason (if SQS is what fails, SQS moves it, and the logs keep the reason).
         telemetry.count("ExtractFailures", reason="aws")
         logger.warning("request failed, will be retried", extra={"reason": str(exc), "error_type": type(exc).__name__})
+        if last_receive(record):
+            try:
+                return invocation.dead_letter(record, request, f"{type(exc).__name__}: {exc}", "aws")
+            except (QueueError, PublishError) as dlq_exc:
+                logger.error("could not dead-letter on the last receive", extra={"error": str(dlq_exc)})
         raise
     finally:
         logger.remove_keys(["source", "dataset"])

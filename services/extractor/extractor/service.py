@@ -134,10 +134,17 @@ class Invocation:
         finally:
             fetched.close()
 
-    def dead_letter(self, record: SQSRecord, request: ExtractRequest | None, error: ExtractionError | str) -> dict:
+    def dead_letter(
+        self,
+        record: SQSRecord,
+        request: ExtractRequest | None,
+        error: ExtractionError | str,
+        error_type: str | None = None,
+    ) -> dict:
         """Send the original body to the ExtractDLQ with its reason; tell people (stage.failed)."""
         reason = str(error)
-        error_type = error.reason_code if isinstance(error, ExtractionError) else "invalid_message"
+        if error_type is None:
+            error_type = error.reason_code if isinstance(error, ExtractionError) else "invalid_message"
         attributes = {
             "original_message_id": record.message_id,
             "receive_count": record.attributes.approximate_receive_count,

@@ -1,0 +1,59 @@
+"""The last receive: a request that keeps failing reaches the ExtractDLQ with the reason of its last failure.
+
+SQS moves a message to the DLQ after ``maxReceiveCount`` receives, with no reason attached. So on that receive the
+extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from datalake.contracts import Source
+from localrun.replay import ReplayResponse
+from localrun.template import load_template, resources_of
+from tests.unit.extractor.support import failed_ids, request, sqs_record
+
+
+def test_the_extractor_knows_the_extract_queues_max_receive_count():
+    template = load_template()
+    queue = resources_of(template, "AWS::SQS::Queue")["ExtractQueue"]
+    env = resources_of(template, "AWS::Serverless::Function")["ExtractorFunction"]["Properties"]["Environment"]
+    assert int(env["Variables"]["EXTRACT_MAX_RECEIVE_COUNT"]) == queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+
+
+def batch(receive_count: int) -> dict:
+    requests = [request(Source.DATAUSA, "population"), request(Source.SOCRATA, "utrz-jf79")]
+    records = [sqs_record(r.model_dump_json(), f"m-{i}", receive_count=receive_count) for i, r in enumerate(requests)]
+    return {"Records": records}
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        pytest.param(ReplayResponse(status=503, body=b"down"), r"HTTP 503 after retries", id="503"),
+        pytest.param(ReplayResponse(status=200, body=b"<html>Bad gateway</html>"), r"not JSON", id="html-with-200"),
+    ],
+)
+def test_a_transient_failure_on_the_last_receive_is_dead_lettered_with_its_reason(
+    extractor, aws, replay, lambda_context, fault, reason
+):
+    # GIVEN DataUSA failing on every attempt, and a Socrata request in the same batch
+    replay.add_hook(lambda req, proceed: fault if req.endpoint == "datausa" else proceed())
+
+    # WHEN the batch is received for the 7th time: the DataUSA record fails and returns to the queue
+    assert failed_ids(extractor.lambda_handler(batch(7), lambda_context)) == {"m-0"}
+    assert aws.dlq_messages() == []
+
+    # AND on the 8th (the ExtractQueue's maxReceiveCount) it is done: in the DLQ, with the reason of that failure
+    assert extractor.lambda_handler(batch(8), lambda_context) == {"batchItemFailures": []}
+    [dead] = aws.dlq_messages()
+    attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attributes["dataset"] == "population" and attributes["receive_count"] == "8"
+    assert attributes["failure_reason"]
+    assert re.search(reason, attributes["failure_reason"]), attributes["failure_reason"]
+    failed = [e for e in aws.events() if e["event_type"] == "stage.failed"]
+    assert [(e["dataset"], e["stage"]) for e in failed] == [("population", "extractor")]
+    # the neighbour landed both times (its second landing is unchanged)
+    assert any("/socrata/utrz-jf79/" in k for k in aws.keys())
