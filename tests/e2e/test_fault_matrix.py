@@ -140,10 +140,9 @@ CHAOS = [
         target="datausa",
         scope=TWO,
         plan=source({"kind": "truncated_json", "endpoint": "datausa"}),
-        endings={POPULATION: "dlq"},
-        faulted=8,
-        recovery=("redrive",),
-        reason=r"not JSON",
+        manifests={POPULATION: "quarantined"},  # landed as it is on the last receive: the raw bytes survive
+        faulted=8,  # 7 receives fail and return to the queue; the 8th (maxReceiveCount) lands the body
+        recovery=("next run",),
     ),
     Scenario(
         id="truncated_json-bulk-file",
@@ -162,10 +161,9 @@ CHAOS = [
         target="datausa",
         scope=TWO,
         plan=source({"kind": "html_200", "endpoint": "datausa"}),
-        endings={POPULATION: "dlq"},
-        faulted=8,
-        recovery=("redrive",),
-        reason=r"not JSON",
+        manifests={POPULATION: "quarantined"},  # landed as it is on the last receive: the raw bytes survive
+        faulted=8,  # 7 receives fail and return to the queue; the 8th (maxReceiveCount) lands the body
+        recovery=("next run",),
     ),
     Scenario(
         id="html_200-bulk-file",

@@ -11,7 +11,8 @@ Powertools wiring only; the work is in the connectors (bls_api, bls_bulk, snapsh
   ExtractDLQ with a ``failure_reason`` and counts as done. A quota refusal (``REQUEST_NOT_PROCESSED``) fails the
   record after deferring it with a growing visibility timeout. Anything else transient fails the record, except
   on its last receive (``maxReceiveCount``): SQS would move it to the DLQ with no reason, so the extractor
-  dead-letters it itself, with the reason of that last failure.
+  dead-letters it itself, with the reason of that last failure. A DataUSA or Socrata payload that is still bad on
+  that receive (HTML, truncated JSON, not UTF-8) is landed as it is instead, for the transformer to quarantine.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 config = idempotency_config("join('#', [run_id, source, dataset])")
 
 
-def extract(request: ExtractRequest, invocation: Invocation) -> dict[str, Any]:
+def extract(request: ExtractRequest, invocation: Invocation, final: bool = False) -> dict[str, Any]:
     """The unit of work: one request, made idempotent per ``run_id#source#dataset`` by ``idempotency()``.
+
+    ``final``: this is the request's last receive; a bad DataUSA or Socrata payload is then landed as it is (the
+    transformer quarantines it, the raw bytes survive) instead of failing once more.
 
     Only outcomes are remembered (``extracted``, ``unchanged``). Every failure, permanent ones included, leaves no
     idempotency record, so a message redriven from the DLQ once its cause is fixed is processed again.
@@ -69,7 +73,7 @@ def extract(request: ExtractRequest, invocation: Invocation) -> dict[str, Any]:
     ------
     PermanentFailure, Deferred, TransientFailure
     """
-    return invocation.extract(request)
+    return invocation.extract(request, keep_bad=final)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,9 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
     logger.set_correlation_id(request.run_id)
     logger.append_keys(source=request.source.value, dataset=request.dataset)
     try:
-        outcome = idempotency(settings.idempotency_table).extract(request=request, invocation=invocation)
+        outcome = idempotency(settings.idempotency_table).extract(
+            request=request, invocation=invocation, final=last_receive(record)
+        )
     except PermanentFailure as exc:
         return invocation.dead_letter(record, request, exc)
     except Deferred as exc:

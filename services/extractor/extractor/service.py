@@ -106,8 +106,12 @@ class Invocation:
         logger.info("BLS API prefetch", extra={"series": len(wanted), "queries": sent})
 
     # -- one request --------------------------------------------------------------------------------------------
-    def extract(self, request: ExtractRequest) -> dict[str, Any]:
-        """Fetch one request from its source and land it (or record it unchanged)."""
+    def extract(self, request: ExtractRequest, keep_bad: bool = False) -> dict[str, Any]:
+        """Fetch one request from its source and land it (or record it unchanged).
+
+        ``keep_bad`` (the request's last receive): a DataUSA or Socrata payload that fails the extractor's checks
+        is landed as it is, for the transformer to quarantine, rather than failing the request once more.
+        """
         if request.source is Source.BLS_BULK:
             from extractor.bls_bulk import BulkMirror
 
@@ -117,7 +121,7 @@ class Invocation:
         elif request.source is Source.DATAUSA:
             from extractor.snapshots import fetch_datausa
 
-            fetched = fetch_datausa(self.http, self.settings.datausa_url, request)
+            fetched = fetch_datausa(self.http, self.settings.datausa_url, request, keep_bad=keep_bad)
         else:
             from extractor.snapshots import fetch_socrata
 
@@ -128,6 +132,7 @@ class Invocation:
                 request.params.page_size or self.settings.socrata_page_size,
                 credentials.get(self.settings.socrata_app_token_param),
                 self.settings.max_payload_bytes,
+                keep_bad=keep_bad,
             )
         try:
             return self.lander.land(fetched)

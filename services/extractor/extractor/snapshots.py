@@ -46,8 +46,21 @@ def _utf8(data: bytes, what: str) -> str:
         raise BadPayload(f"{what} is not UTF-8 text: {exc}") from exc
 
 
-def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest) -> Fetched:
+# A payload the extractor's checks refuse is landed anyway on the request's last receive, so the raw bytes survive
+# and the transformer quarantines them with its reason (DESIGN section 6), instead of the request dying in the DLQ.
+BAD_PAYLOAD_LANDED = "bad payload landed on the last receive, for quarantine"
+
+
+def _keep_bad(exc: BadPayload, what: str) -> str:
+    logger.warning(BAD_PAYLOAD_LANDED, extra={"reason": str(exc), "part": what})
+    return f"{BAD_PAYLOAD_LANDED}: {exc}"
+
+
+def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad: bool = False) -> Fetched:
     """The DataUSA response for one dataset (population), tesseract or legacy endpoint alike.
+
+    ``keep_bad``: a body that is not the expected JSON is returned for landing as it is (no records), with the
+    reason as a warning, instead of raising BadPayload.
 
     Raises
     ------
@@ -60,12 +73,23 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest) -> Fetche
     """
     params = datausa_params(request.dataset, url)
     download = _checked(http.fetch("GET", url, params=params), "datausa", f"DataUSA {request.dataset}")
+    source_url = f"{redacted_url(url)}?{urlencode(params)}"
     try:
         shape = datausa_shape(download.read())
+    except BadPayload as exc:
+        if not keep_bad:
+            download.close()
+            raise
+        return Fetched(
+            request=request,
+            source_url=source_url,
+            content_sha256=download.sha256,
+            parts=[FetchedPart.of_download(download, "data", None, source_url)],
+            warnings=[_keep_bad(exc, "data")],
+        )
     except Exception:
         download.close()
         raise
-    source_url = f"{redacted_url(url)}?{urlencode(params)}"
     return Fetched(
         request=request,
         source_url=source_url,
@@ -82,11 +106,13 @@ def fetch_socrata(
     page_size: int,
     app_token: str | None,
     max_bytes: int,
+    keep_bad: bool = False,
 ) -> Fetched:
     """Every row of a Socrata dataset, page by page (``$order=:id``, ``$limit``, ``$offset``), plus its metadata.
 
     Each page is spooled as it arrives and counted without building a list of rows, so memory holds one page at
-    most. Paging stops at the first short page.
+    most. Paging stops at the first short page. ``keep_bad``: a page that is not a JSON array (of UTF-8 text) is
+    kept as it is, as the last page, with the reason as a warning, instead of raising BadPayload.
 
     Raises
     ------
@@ -101,6 +127,7 @@ def fetch_socrata(
     views_url = urljoin(base, f"api/views/{dataset}.json")
     rows_url = urljoin(base, f"resource/{dataset}.json")
     parts: list[FetchedPart] = []
+    warnings: list[str] = []
     try:
         views = _checked(http.fetch("GET", views_url, headers=headers), "socrata", f"Socrata dataset {dataset}")
         columns = socrata_columns(views.read())
@@ -113,15 +140,24 @@ def fetch_socrata(
             page = _checked(
                 http.fetch("GET", rows_url, params=params, headers=headers), "socrata", f"Socrata dataset {dataset}"
             )
+            page_url = f"{rows_url}?{urlencode(params)}"
             try:
                 rows = count_json_array(_utf8(page.read(), f"Socrata dataset {dataset}, page at offset {offset}"))
+            except BadPayload as exc:
+                if not keep_bad:
+                    page.close()
+                    raise
+                warnings.append(_keep_bad(exc, f"page at offset {offset}"))
+                pages.append(FetchedPart.of_download(page, "data", None, page_url))
+                parts.insert(len(pages) - 1, pages[-1])
+                break
             except Exception:
                 page.close()
                 raise
             if rows == 0 and pages:
                 page.close()  # an empty page after a full one: the end
                 break
-            pages.append(FetchedPart.of_download(page, "data", rows, f"{rows_url}?{urlencode(params)}"))
+            pages.append(FetchedPart.of_download(page, "data", rows, page_url))
             parts.insert(len(pages) - 1, pages[-1])
             offset += rows
             total += page.size
@@ -139,5 +175,6 @@ def fetch_socrata(
         source_url=rows_url,
         content_sha256=socrata_content_sha256([p.sha256 for p in pages], columns),
         parts=parts,
+        warnings=warnings,
         paged=True,
     )

@@ -1,11 +1,15 @@
-"""The last receive: a request that keeps failing reaches the ExtractDLQ with the reason of its last failure.
+"""The last receive: a request that keeps failing reaches the ExtractDLQ with the reason of its last failure, and a
+payload that stays bad is landed as it is, for quarantine.
 
 SQS moves a message to the DLQ after ``maxReceiveCount`` receives, with no reason attached. So on that receive the
-extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``).
+extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``). A DataUSA or
+Socrata payload that is still bad then (HTML with 200, truncated JSON) is landed byte for byte instead: the raw
+payload survives and the transformer quarantines it with its reason (DESIGN section 6).
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -29,17 +33,11 @@ def batch(receive_count: int) -> dict:
     return {"Records": records}
 
 
-@pytest.mark.parametrize(
-    ("fault", "reason"),
-    [
-        pytest.param(ReplayResponse(status=503, body=b"down"), r"HTTP 503 after retries", id="503"),
-        pytest.param(ReplayResponse(status=200, body=b"<html>Bad gateway</html>"), r"not JSON", id="html-with-200"),
-    ],
-)
 def test_a_transient_failure_on_the_last_receive_is_dead_lettered_with_its_reason(
-    extractor, aws, replay, lambda_context, fault, reason
+    extractor, aws, replay, lambda_context
 ):
     # GIVEN DataUSA failing on every attempt, and a Socrata request in the same batch
+    fault, reason = ReplayResponse(status=503, body=b"down"), r"HTTP 503 after retries"
     replay.add_hook(lambda req, proceed: fault if req.endpoint == "datausa" else proceed())
 
     # WHEN the batch is received for the 7th time: the DataUSA record fails and returns to the queue
@@ -57,3 +55,37 @@ def test_a_transient_failure_on_the_last_receive_is_dead_lettered_with_its_reaso
     assert [(e["dataset"], e["stage"]) for e in failed] == [("population", "extractor")]
     # the neighbour landed both times (its second landing is unchanged)
     assert any("/socrata/utrz-jf79/" in k for k in aws.keys())
+
+
+HTML = b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>"
+TRUNCATED = b'[{"id":"S1","nom":"Servei'
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        pytest.param("datausa", HTML, id="datausa-html-with-200"),
+        pytest.param("datausa", TRUNCATED, id="datausa-truncated-json"),
+        pytest.param("socrata_rows", HTML, id="socrata-page-html-with-200"),
+    ],
+)
+def test_a_payload_still_bad_on_the_last_receive_lands_as_it_is(extractor, aws, replay, lambda_context, endpoint, body):
+    # GIVEN a source answering a bad body with 200 on every attempt
+    bad = ReplayResponse(status=200, body=body)
+    replay.add_hook(lambda req, proceed: bad if req.endpoint == endpoint else proceed())
+    dataset = "population" if endpoint == "datausa" else "utrz-jf79"
+    mine = "m-0" if endpoint == "datausa" else "m-1"
+
+    # WHEN it is received for the 7th time, THEN it fails (retried later) and nothing of it lands
+    assert failed_ids(extractor.lambda_handler(batch(7), lambda_context)) == {mine}
+    assert not [k for k in aws.keys() if f"/{dataset}/" in k]
+
+    # WHEN it is received for the 8th and last time, THEN it lands byte for byte, and nothing is dead-lettered
+    assert extractor.lambda_handler(batch(8), lambda_context) == {"batchItemFailures": []}
+    assert aws.dlq_messages() == []
+    landed = [k for k in aws.keys() if f"/{dataset}/" in k and not k.endswith(".manifest.json")]
+    bodies = [aws.s3.get_object(Bucket=aws.bucket, Key=k)["Body"].read() for k in landed]
+    assert body in bodies
+    [manifest_key] = [k for k in aws.keys() if f"/{dataset}/" in k and k.endswith(".manifest.json")]
+    manifest = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=manifest_key)["Body"].read())
+    assert any("bad payload landed on the last receive" in w for w in manifest.get("warnings", [])), manifest
