@@ -76,17 +76,12 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
     source_url = f"{redacted_url(url)}?{urlencode(params)}"
     try:
         shape = datausa_shape(download.read())
+        records, warnings = shape.records, list(shape.warnings)
     except BadPayload as exc:
         if not keep_bad:
             download.close()
             raise
-        return Fetched(
-            request=request,
-            source_url=source_url,
-            content_sha256=download.sha256,
-            parts=[FetchedPart.of_download(download, "data", None, source_url)],
-            warnings=[_keep_bad(exc, "data")],
-        )
+        records, warnings = None, [_keep_bad(exc, "data")]
     except Exception:
         download.close()
         raise
@@ -94,8 +89,8 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
         request=request,
         source_url=source_url,
         content_sha256=download.sha256,
-        parts=[FetchedPart.of_download(download, "data", shape.records, source_url)],
-        warnings=list(shape.warnings),
+        parts=[FetchedPart.of_download(download, "data", records, source_url)],
+        warnings=warnings,
     )
 
 
