@@ -111,7 +111,12 @@ def bench_cold_import(repeat: int) -> dict[str, Any]:
     The measurements are interleaved round by round (floor, floor + pyarrow, every handler, then again), so a
     change in the machine's load during the benchmark moves the floor and the handlers alike.
     """
-    modules = {"floor": "bench.floor_module", "floor_arrow": "bench.floor_module_arrow", **HANDLERS}
+    modules = {
+        "floor": "bench.floor_module",
+        "floor_arrow": "bench.floor_module_arrow",
+        "floor_pydantic": "bench.floor_module_pydantic",
+        **HANDLERS,
+    }
     samples: dict[str, list[float]] = {name: [] for name in modules}
     errors: dict[str, str] = {}
     for _ in range(repeat):
@@ -124,13 +129,25 @@ def bench_cold_import(repeat: int) -> dict[str, Any]:
                 errors[name] = str(exc)[-200:]
     floor = statistics.median(samples["floor"])
     floor_arrow = statistics.median(samples["floor_arrow"])
-    out: dict[str, Any] = {"repeat": repeat, "floor_s": round(floor, 4), "floor_plus_pyarrow_s": round(floor_arrow, 4)}
+    floor_pydantic = statistics.median(samples["floor_pydantic"])
+    out: dict[str, Any] = {
+        "repeat": repeat,
+        "floor_s": round(floor, 4),
+        "floor_plus_pyarrow_s": round(floor_arrow, 4),
+        # a reference, not a bar: what pydantic's own import takes of every handler's margin
+        "floor_plus_pydantic_s": round(floor_pydantic, 4),
+        "floor_plus_pydantic_ratio_to_floor": round(floor_pydantic / floor, 3),
+    }
     for name in HANDLERS:
         if name in errors:
             out[name] = {"error": errors[name]}
             continue
         seconds = statistics.median(samples[name])
-        entry = {"import_s": round(seconds, 4), "ratio_to_floor": round(seconds / floor, 3)}
+        entry = {
+            "import_s": round(seconds, 4),
+            "ratio_to_floor": round(seconds / floor, 3),
+            "ratio_to_floor_plus_pydantic": round(seconds / floor_pydantic, 3),
+        }
         if name in {"transformer", "modeler"}:
             entry["ratio_to_floor_plus_pyarrow"] = round(seconds / floor_arrow, 3)
         out[name] = entry
@@ -302,7 +319,7 @@ def guarded(name: str, fn: Callable[[], Any], errors: dict[str, str]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each staging measurement")
-    parser.add_argument("--import-repeat", type=int, default=7, help="fresh processes per cold-import median")
+    parser.add_argument("--import-repeat", type=int, default=11, help="fresh processes per cold-import median")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated Socrata dataset")
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument(

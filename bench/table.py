@@ -52,6 +52,13 @@ def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block p
     if cold:
         _row(rows, "cold_import floor_s", cold.get("floor_s"), "boto3 + Logger/Metrics/Tracer", None)
         _row(rows, "cold_import floor+pyarrow_s", cold.get("floor_plus_pyarrow_s"), "+ import pyarrow.parquet", None)
+        _row(
+            rows,
+            "cold_import floor+pydantic (ratio_to_floor)",
+            cold.get("floor_plus_pydantic_ratio_to_floor"),
+            "reference: + pydantic, one model",
+            None,
+        )
         for name in ("scheduler", "extractor", "notifier", "transformer", "modeler"):
             entry = cold.get(name) or {}
             if "error" in entry:
@@ -60,6 +67,9 @@ def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block p
             key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
             ratio = entry.get(key)
             _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
+            if key == "ratio_to_floor":
+                reference = entry.get("ratio_to_floor_plus_pydantic")
+                _row(rows, f"cold_import {name} (ratio_to_floor_plus_pydantic)", reference, "reference", None)
     package = results.get("package_mb") or {}
     estimated = "estimate" in str((package.get("layers_mb") or {}).get("aws_sdk_pandas_method", ""))
     for fn, entry in package.items():

@@ -92,7 +92,7 @@ class ExtractRequest(_Contract):
     run_id: RunId
     source: Source
     dataset: DatasetId
-    params: ExtractParams = ExtractParams()
+    params: ExtractParams = Field(default_factory=ExtractParams)
     trigger: Trigger = Trigger.SCHEDULE
     requested_at: datetime = Field(default_factory=utc_now)
 
@@ -153,7 +153,7 @@ class Manifest(_Contract):
     parts: list[ManifestPart]
     changes: list[FileChange] = []
     warnings: list[str] = []
-    params: ExtractParams = ExtractParams()
+    params: ExtractParams = Field(default_factory=ExtractParams)
 
     @model_validator(mode="after")
     def _dataset_matches_source(self) -> Manifest:

@@ -102,6 +102,8 @@ class S3Model(_Event):
 class S3TestEvent(BaseModel):
     """The first message S3 sends to a queue when a notification is configured."""
 
+    model_config = ConfigDict(defer_build=True)
+
     Service: str
     Event: Literal["s3:TestEvent"]
     Time: str | None = None

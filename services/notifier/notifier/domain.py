@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from datalake.contracts import (
     DatasetExtracted,
@@ -232,7 +232,7 @@ class CloudWatchAlarm(BaseModel):
     Region: str
     AlarmArn: str
     OldStateValue: str
-    Trigger: AlarmTrigger = AlarmTrigger()
+    Trigger: AlarmTrigger = Field(default_factory=AlarmTrigger)
 
     def dimension(self, name: str) -> str | None:
         return next((d.value for d in self.Trigger.Dimensions if d.name == name), None)
