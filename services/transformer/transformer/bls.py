@@ -143,37 +143,13 @@ def read_tsv(
     header = _header(header_line, name, part_key)
     check_header(header, name, part_key, expected, required)
     malformed: list[dict[str, Any]] = []
-
-    def on_invalid_row(row: Any) -> str:
-        malformed.append(
-            {
-                MALFORMED_LINE: row.text,
-                "_reason": f"line has {row.actual_columns} tab-separated fields, expected {row.expected_columns}",
-            }
-        )
-        return "skip"
-
-    read_options = pcsv.ReadOptions(column_names=list(header), use_threads=False, block_size=1 << 30)
-    parse_options = pcsv.ParseOptions(
-        delimiter="\t", quote_char=False, escape_char=False, invalid_row_handler=on_invalid_row
-    )
-    convert_options = pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
-    )
     tables = []
     rest = first[len(header_line) :]
     for piece in _chain([rest], pieces):
         if not piece or piece.isspace():
             continue
         try:
-            tables.append(
-                pcsv.read_csv(
-                    pa.BufferReader(piece),
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=convert_options,
-                )
-            )
+            tables.append(_read_piece(piece, header, malformed))
         except pa.ArrowInvalid as exc:
             raise PayloadRejected(
                 f"{name} is not valid tab-separated text: {exc}", check="payload.tsv", part_key=part_key
@@ -182,6 +158,56 @@ def read_tsv(
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     bad = pa.Table.from_pylist(malformed, schema=pa.schema([(MALFORMED_LINE, pa.string()), ("_reason", pa.string())]))
     return TsvFile(name=name, header=header, table=table, malformed=bad)
+
+
+# Blocks of one piece are parsed on pyarrow's threads; rows keep their order in the table either way.
+PARSE_BLOCK_BYTES = 1 << 20
+
+
+def _read_piece(piece: bytes, header: Sequence[str], malformed: list[dict[str, Any]]) -> pa.Table:
+    """One piece of a TSV file as string columns; its malformed lines are appended to ``malformed`` in file order.
+
+    The piece is parsed on pyarrow's threads. A thread reports a malformed line whenever it meets one, so the
+    order of those reports is not the file's: a piece that has any is parsed again on one thread, which reports
+    them in order. Clean pieces, nearly all of them, are parsed once.
+    """
+
+    def read(use_threads: bool, on_invalid_row: Any) -> pa.Table:
+        return pcsv.read_csv(
+            pa.BufferReader(piece),
+            read_options=pcsv.ReadOptions(
+                column_names=list(header), use_threads=use_threads, block_size=PARSE_BLOCK_BYTES
+            ),
+            parse_options=pcsv.ParseOptions(
+                delimiter="\t", quote_char=False, escape_char=False, invalid_row_handler=on_invalid_row
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    seen: list[bool] = []
+
+    def note(row: Any) -> str:
+        seen.append(True)
+        return "skip"
+
+    table = read(True, note)
+    if not seen:
+        return table
+
+    def in_order(row: Any) -> str:
+        malformed.append(
+            {
+                MALFORMED_LINE: row.text,
+                "_reason": f"line has {row.actual_columns} tab-separated fields, expected {row.expected_columns}",
+            }
+        )
+        return "skip"
+
+    return read(False, in_order)
 
 
 def _chain(first: Iterable[bytes], rest: Iterable[bytes]) -> Iterable[bytes]:

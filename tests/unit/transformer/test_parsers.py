@@ -44,6 +44,23 @@ def test_bulk_files_read_in_small_pieces_give_the_same_rows(piece, monkeypatch):
     assert pieces.valid.equals(whole.valid)
 
 
+@pytest.mark.parametrize("block", [256, 4096, 1 << 20])
+def test_malformed_lines_are_rejected_in_file_order_when_blocks_parse_on_threads(block, monkeypatch):
+    lines = (PR_2026 / "pr.data.0.Current").read_bytes()[:60_000].splitlines(keepends=True)[:-1]
+    bad = [f"PRS30006011\t20{n:02d}\tQ01\t1.5\t\textra{n}".encode() for n in range(12)]
+    mixed = list(lines)
+    for n, line in enumerate(bad):  # spread over the file, so over several blocks
+        mixed.insert(1 + (n + 1) * (len(lines) // (len(bad) + 1)), line + b"\r\n")
+    monkeypatch.setattr(bls, "PARSE_BLOCK_BYTES", block)
+
+    clean = bls.parse_bulk_observations(io.BytesIO(b"".join(lines)), "pr.data.0.Current", "pr", LINEAGE, "k")
+    parsed = bls.parse_bulk_observations(io.BytesIO(b"".join(mixed)), "pr.data.0.Current", "pr", LINEAGE, "k")
+
+    assert parsed.valid.equals(clean.valid)
+    assert parsed.rejected.column(bls.MALFORMED_LINE).to_pylist() == [line.decode() for line in bad]
+    assert set(parsed.rejected.column("_reason").to_pylist()) == {"line has 6 tab-separated fields, expected 5"}
+
+
 def test_the_seasonal_mapping_file_with_its_trailing_blank_line_decodes():
     mapping = bls.parse_mapping(io.BytesIO((PR_2026 / "pr.seasonal").read_bytes()), "pr.seasonal", "k")
     assert mapping.to_pylist() == [
