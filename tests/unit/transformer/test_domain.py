@@ -150,3 +150,21 @@ def test_territory_names_become_join_keys(name, key):
 def test_territory_keys_are_computed_per_distinct_name_for_every_row():
     names = pa.array(["Barcelonès", None, "Barcelonès", "Osona"], pa.string())
     assert territory_keys(names).to_pylist() == ["barcelones", None, "barcelones", "osona"]
+
+
+def test_a_table_found_strictly_sorted_is_not_checked_again_on_a_longer_key(monkeypatch):
+    from transformer import domain
+
+    table = pa.table({"a": ["x", "x", "y"], "b": [1, 2, 1], "c": ["p", "p", "p"]})
+    assert domain.strictly_sorted(table, ("a", "b"))
+    compared, less = [], domain.pc.less
+    monkeypatch.setattr(domain.pc, "less", lambda *args: compared.append(args) or less(*args))
+
+    assert domain.strictly_sorted(table, ("a", "b", "c"))  # sorted on a prefix of the key: sorted on the key
+    assert compared == []
+    assert not domain.strictly_sorted(table, ("c", "a"))  # another key is checked
+    same_rows = pa.table({"a": ["x", "x", "y"], "b": [1, 2, 1], "c": ["p", "p", "p"]})
+    assert domain.strictly_sorted(same_rows, ("a", "b", "c"))  # another table is checked
+    assert compared
+    unsorted = pa.table({"a": ["y", "x"], "b": [1, 1]})
+    assert not domain.strictly_sorted(unsorted, ("a", "b"))
