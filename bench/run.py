@@ -43,50 +43,61 @@ def probe(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def median_probe(repeat: int, *args: str) -> dict[str, Any]:
-    runs = [probe(*args) for _ in range(repeat)]
-    return {
-        "seconds": statistics.median(r["seconds"] for r in runs),
-        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-        "rows": runs[0].get("rows"),
-        "runs_s": [round(r["seconds"], 3) for r in runs],
-    }
-
-
 # -- staging throughput ------------------------------------------------------------------------------------------
 def staging_case(
     kind: str, source: Path, floor_source: Path, floor: str, naive: str, repeat: int, work: Path
 ) -> dict[str, Any]:
     """Staging vs a bare pyarrow read->write and vs naive pandas, on the same rows, each in fresh processes.
 
-    Small inputs run warm (one untimed run, then the median of five, in each process), as Lambda's warm
-    invocations do; large ones run once per process. The three cases are always measured the same way.
+    Small inputs run warm (two untimed runs, then the median of seven, in each process), as Lambda's warm
+    invocations do; large ones run once per process. The three cases are always measured the same way, and
+    round by round (staging, floor, pandas, then again), so a change in the machine's load moves them alike.
+    A small input takes at least 7 rounds: its runs last tens of milliseconds, and this VM's noise is of that size.
     """
     out: dict[str, Any] = {"input_mb": round(source.stat().st_size / 2**20, 1)}
-    inner = ["--warmup", "1", "--inner", "5"] if source.stat().st_size < 50 * 2**20 else []
-    out["method"] = "warm, median of 5 in each process" if inner else "one run per process"
+    small = source.stat().st_size < 50 * 2**20
+    inner = ["--warmup", "2", "--inner", "7"] if small else []
+    rounds = max(repeat, 7) if small else repeat
+    out["method"] = (
+        f"warm, median of 7 in each process, {rounds} interleaved rounds"
+        if small
+        else f"one run per process, {rounds} interleaved rounds"
+    )
     target = work / f"{kind}-out"
-    try:
-        staged = median_probe(repeat, "staging", *inner, kind, str(source), str(target))
-    except RuntimeError as exc:
-        staged = None
-        out["staging_error"] = str(exc)[-300:]
-    floor_result = median_probe(repeat, floor, *inner, str(floor_source), str(work / f"{kind}-floor.parquet"))
-    naive_result = median_probe(max(1, repeat // 2), naive, *inner, str(source), str(work / f"{kind}-pandas.parquet"))
+    runs: dict[str, list[dict[str, Any]]] = {"staging": [], "floor": [], "naive": []}
+    for round_ in range(rounds):
+        if "staging_error" not in out:
+            try:
+                runs["staging"].append(probe("staging", *inner, kind, str(source), str(target)))
+            except RuntimeError as exc:
+                out["staging_error"] = str(exc)[-300:]
+        runs["floor"].append(probe(floor, *inner, str(floor_source), str(work / f"{kind}-floor.parquet")))
+        if round_ < max(1, rounds // 2):  # pandas is the slow baseline: half as many runs
+            runs["naive"].append(probe(naive, *inner, str(source), str(work / f"{kind}-pandas.parquet")))
+    floor_s = statistics.median(r["seconds"] for r in runs["floor"])
+    naive_s = statistics.median(r["seconds"] for r in runs["naive"])
     out.update(
         {
-            "rows": floor_result["rows"],
-            "pyarrow_floor_s": round(floor_result["seconds"], 3),
-            "naive_pandas_s": round(naive_result["seconds"], 3),
-            "peak_rss_mb": {"pyarrow_floor": floor_result["peak_rss_mb"], "naive_pandas": naive_result["peak_rss_mb"]},
+            "rows": runs["floor"][0]["rows"],
+            "pyarrow_floor_s": round(floor_s, 4),
+            "naive_pandas_s": round(naive_s, 4),
+            "peak_rss_mb": {
+                "pyarrow_floor": statistics.median(r["peak_rss_mb"] for r in runs["floor"]),
+                "naive_pandas": statistics.median(r["peak_rss_mb"] for r in runs["naive"]),
+            },
         }
     )
-    if staged is not None:
-        out["staging_s"] = round(staged["seconds"], 3)
-        out["staging_rows"] = staged["rows"]
-        out["peak_rss_mb"]["staging"] = staged["peak_rss_mb"]
-        out["floor_over_staging"] = round(floor_result["seconds"] / staged["seconds"], 3)
-        out["pandas_over_staging"] = round(naive_result["seconds"] / staged["seconds"], 3)
+    if runs["staging"] and "staging_error" not in out:
+        staged_s = statistics.median(r["seconds"] for r in runs["staging"])
+        out["staging_s"] = round(staged_s, 4)
+        out["staging_rows"] = runs["staging"][0]["rows"]
+        out["peak_rss_mb"]["staging"] = statistics.median(r["peak_rss_mb"] for r in runs["staging"])
+        out["floor_over_staging"] = round(floor_s / staged_s, 3)
+        out["pandas_over_staging"] = round(naive_s / staged_s, 3)
+        # the same ratio round by round: its spread shows how far one figure can be trusted
+        out["floor_over_staging_by_round"] = [
+            round(f["seconds"] / s["seconds"], 3) for f, s in zip(runs["floor"], runs["staging"], strict=False)
+        ]
     return out
 
 
