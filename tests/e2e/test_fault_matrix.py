@@ -166,6 +166,26 @@ CHAOS = [
         recovery=("next run",),
     ),
     Scenario(
+        id="html_200-bls_api-persistent",
+        fault="HTML page with 200, never clears",
+        target="bls_api",
+        scope=TWO,
+        plan=source({"kind": "html_200", "endpoint": "bls_api"}),
+        manifests={SERIES: "quarantined"},  # the response is stored as received on the last receive
+        faulted=8,  # one query per receive; the 8th (maxReceiveCount) lands the body for its series
+        recovery=("next run",),
+    ),
+    Scenario(
+        id="html_200-socrata-metadata-persistent",
+        fault="HTML page with 200 for the metadata, never clears",
+        target="socrata utrz-jf79 metadata",
+        scope=SOCRATA,
+        plan=source({"kind": "html_200", "endpoint": "socrata_views", "dataset": "utrz-jf79"}),
+        manifests={"socrata/utrz-jf79": "quarantined"},  # metadata and rows land as received on the last receive
+        faulted=8,
+        recovery=("next run",),
+    ),
+    Scenario(
         id="html_200-bulk-file",
         fault="HTML page with 200, once",
         target="bls_bulk pr.data.0.Current",

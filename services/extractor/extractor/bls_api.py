@@ -50,12 +50,14 @@ from extractor.domain import (
     year_windows,
 )
 from extractor.errors import (
+    BadPayload,
     Deferred,
     ExtractionError,
     InvalidRequest,
     SecretInResponse,
     SeriesNotFound,
     SourceUnavailable,
+    bad_payload_kept,
 )
 from extractor.http import HttpClient, redacted_url
 from extractor.landing import Fetched, FetchedPart, SharedObject
@@ -145,6 +147,7 @@ class BlsApiFetcher:
             payload["registrationkey"] = self.api_key
         self.queries_sent += 1
         telemetry.count("ApiCalls", source="bls_api")
+        body: bytes | None = None
         try:
             download = self.http.fetch("POST", self.url, json_body=payload)
             try:
@@ -167,7 +170,9 @@ class BlsApiFetcher:
                     "error": str(exc),
                 },
             )
-            answers = {sid: _WindowAnswer(error=exc) for sid in query.series_ids}
+            # an unparseable body is kept aside: a series on its last receive lands it for quarantine
+            kept = self._bad_body(query, body, moment) if isinstance(exc, BadPayload) and body is not None else None
+            answers = {sid: _WindowAnswer(error=exc, response=kept) for sid in query.series_ids}
         for want in query.wants():
             self._answers[(want, query.start_year, query.end_year)] = answers[want.series_id]
 
@@ -213,6 +218,20 @@ class BlsApiFetcher:
         for answer in served:
             answer.response = stored
 
+    def _bad_body(self, query: BlsQuery, body: bytes, moment: datetime) -> SharedObject | None:
+        """A body that is not a BLS answer, exactly as received, or None when it echoes the registration key."""
+        if echoes_secret(body, self.api_key):
+            return None
+        digest = sha256_hex(body)
+        return SharedObject(
+            key=bls_api_response_key(moment, digest),
+            body=body,
+            sha256=digest,
+            records=0,
+            source_url=f"{redacted_url(self.url)}#startyear={query.start_year}&endyear={query.end_year}",
+            content_type="application/octet-stream",
+        )
+
     @staticmethod
     def _split(query: BlsQuery, response: BlsResponse) -> dict[str, _WindowAnswer]:
         """Each series' share of one answer. Messages are scrubbed: BLS echoes a rejected key in them."""
@@ -242,11 +261,15 @@ class BlsApiFetcher:
                 answers[sid] = _WindowAnswer(series=response.series[sid], messages=about)
         return answers
 
-    def fetched_for(self, request: ExtractRequest) -> Fetched:
+    def fetched_for(self, request: ExtractRequest, keep_bad: bool = False) -> Fetched:
         """The landing of one series, from the batch's answers (fetched alone if it was not prefetched).
 
         Its parts are the responses it came from, one per year window, each naming the series to select; its
         content hash is the series' (merged across windows), so an unchanged series writes nothing.
+
+        ``keep_bad`` (the request's last receive): when the only failures are responses that are not BLS answers
+        (HTML with 200, truncated JSON), they are landed as received beside the good windows, with the reason as a
+        warning, for the transformer to quarantine, instead of raising BadPayload.
 
         Raises
         ------
@@ -267,9 +290,11 @@ class BlsApiFetcher:
             for answer in answers:
                 if isinstance(answer.error, kind):
                     raise answer.error
-        for answer in answers:
-            if answer.error is not None:
-                raise answer.error
+        failed = [a for a in answers if a.error is not None]
+        if keep_bad and failed and all(isinstance(a.error, BadPayload) and a.response for a in failed):
+            return self._bad_landing(request, want, answers)
+        for answer in failed:
+            raise answer.error  # type: ignore[misc]
         windows = [(a.series, a.response) for a in answers if a.series is not None and a.response is not None]
         if len(windows) != len(answers):  # every answer without an error has both
             raise SourceUnavailable(f"BLS answered series {want.series_id} incompletely")
@@ -291,4 +316,23 @@ class BlsApiFetcher:
                 for part, response in windows
             ],
             warnings=warnings,
+        )
+
+    def _bad_landing(self, request: ExtractRequest, want: SeriesWant, answers: list[_WindowAnswer]) -> Fetched:
+        """The series' landing with its unparseable responses as received (see ``fetched_for``'s ``keep_bad``)."""
+        parts, warnings = [], []
+        for answer in answers:
+            assert answer.response is not None  # an answer is a good window, or a bad body kept aside
+            records = series_observations(answer.series) if answer.series is not None else None
+            parts.append(FetchedPart.of_shared(answer.response, "data", records, want.series_id))
+            if isinstance(answer.error, BadPayload):
+                warnings.append(bad_payload_kept(answer.error, f"series {want.series_id}"))
+        digests = ",".join(p.sha256 for p in parts)
+        return Fetched(
+            request=request,
+            source_url=f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}"
+            f"&endyear={want.end_year}",
+            content_sha256=sha256_hex(f"unparsed:{want.series_id}:{digests}".encode()),
+            parts=parts,
+            warnings=list(dict.fromkeys(warnings)),
         )

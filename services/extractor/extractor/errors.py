@@ -13,6 +13,10 @@
 
 from __future__ import annotations
 
+from aws_lambda_powertools import Logger
+
+logger = Logger(child=True)
+
 
 class ExtractionError(RuntimeError):
     reason_code = "error"
@@ -58,6 +62,17 @@ class SourceUnavailable(TransientFailure):
 
 class BadPayload(TransientFailure):
     reason_code = "bad_payload"
+
+
+# A payload the extractor's checks refuse is landed anyway on the request's last receive, so the raw bytes survive
+# and the transformer quarantines them with its reason (DESIGN section 6), instead of the request dying in the DLQ.
+BAD_PAYLOAD_LANDED = "bad payload landed on the last receive, for quarantine"
+
+
+def bad_payload_kept(exc: BadPayload, what: str) -> str:
+    """Log that a bad payload is landed as it is; returns the manifest warning that says so, with the reason."""
+    logger.warning(BAD_PAYLOAD_LANDED, extra={"reason": str(exc), "part": what})
+    return f"{BAD_PAYLOAD_LANDED}: {exc}"
 
 
 class TimeBudgetExceeded(TransientFailure):

@@ -109,15 +109,15 @@ class Invocation:
     def extract(self, request: ExtractRequest, keep_bad: bool = False) -> dict[str, Any]:
         """Fetch one request from its source and land it (or record it unchanged).
 
-        ``keep_bad`` (the request's last receive): a DataUSA or Socrata payload that fails the extractor's checks
-        is landed as it is, for the transformer to quarantine, rather than failing the request once more.
+        ``keep_bad`` (the request's last receive): a BLS API, DataUSA or Socrata payload that fails the extractor's
+        checks is landed as it is, for the transformer to quarantine, rather than failing the request once more.
         """
         if request.source is Source.BLS_BULK:
             from extractor.bls_bulk import BulkMirror
 
             return BulkMirror(self.http, self.settings.bls_bulk_url, self.lake, self.state, self.lander).sync(request)
         if request.source is Source.BLS_API:
-            fetched = self.bls.fetched_for(request)
+            fetched = self.bls.fetched_for(request, keep_bad=keep_bad)
         elif request.source is Source.DATAUSA:
             from extractor.snapshots import fetch_datausa
 

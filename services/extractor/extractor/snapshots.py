@@ -18,7 +18,7 @@ from extractor.domain import (
     socrata_content_sha256,
     socrata_page_params,
 )
-from extractor.errors import BadPayload, DatasetNotFound, PayloadTooLarge, SourceUnavailable
+from extractor.errors import BadPayload, DatasetNotFound, PayloadTooLarge, SourceUnavailable, bad_payload_kept
 from extractor.http import Download, HttpClient, redacted_url
 from extractor.landing import Fetched, FetchedPart
 from extractor.telemetry import telemetry
@@ -46,16 +46,6 @@ def _utf8(data: bytes, what: str) -> str:
         raise BadPayload(f"{what} is not UTF-8 text: {exc}") from exc
 
 
-# A payload the extractor's checks refuse is landed anyway on the request's last receive, so the raw bytes survive
-# and the transformer quarantines them with its reason (DESIGN section 6), instead of the request dying in the DLQ.
-BAD_PAYLOAD_LANDED = "bad payload landed on the last receive, for quarantine"
-
-
-def _keep_bad(exc: BadPayload, what: str) -> str:
-    logger.warning(BAD_PAYLOAD_LANDED, extra={"reason": str(exc), "part": what})
-    return f"{BAD_PAYLOAD_LANDED}: {exc}"
-
-
 def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad: bool = False) -> Fetched:
     """The DataUSA response for one dataset (population), tesseract or legacy endpoint alike.
 
@@ -81,7 +71,7 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
         if not keep_bad:
             download.close()
             raise
-        records, warnings = None, [_keep_bad(exc, "data")]
+        records, warnings = None, [bad_payload_kept(exc, "data")]
     except Exception:
         download.close()
         raise
@@ -92,6 +82,23 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
         parts=[FetchedPart.of_download(download, "data", records, source_url)],
         warnings=warnings,
     )
+
+
+def _socrata_columns(views: Download, keep_bad: bool, warnings: list[str]) -> list[tuple[str, str]]:
+    """The columns the dataset's metadata lists. With ``keep_bad``, metadata that is not JSON or lists no columns
+    gives none and a warning: the rows are still fetched and landed, and the transformer quarantines the landing.
+    """
+    try:
+        return socrata_columns(views.read())
+    except BadPayload as exc:
+        if not keep_bad:
+            views.close()
+            raise
+        warnings.append(bad_payload_kept(exc, "metadata"))
+        return []
+    except Exception:
+        views.close()
+        raise
 
 
 def fetch_socrata(
@@ -107,7 +114,8 @@ def fetch_socrata(
 
     Each page is spooled as it arrives and counted without building a list of rows, so memory holds one page at
     most. Paging stops at the first short page. ``keep_bad``: a page that is not a JSON array (of UTF-8 text) is
-    kept as it is, as the last page, with the reason as a warning, instead of raising BadPayload.
+    kept as it is, as the last page, and metadata that is not JSON or lists no columns is kept as it is (the rows
+    are still fetched), each with the reason as a warning, instead of raising BadPayload.
 
     Raises
     ------
@@ -125,7 +133,7 @@ def fetch_socrata(
     warnings: list[str] = []
     try:
         views = _checked(http.fetch("GET", views_url, headers=headers), "socrata", f"Socrata dataset {dataset}")
-        columns = socrata_columns(views.read())
+        columns = _socrata_columns(views, keep_bad, warnings)
         metadata = FetchedPart.of_download(views, "metadata", None, views_url)
         pages: list[FetchedPart] = []
         parts.append(metadata)
@@ -142,7 +150,7 @@ def fetch_socrata(
                 if not keep_bad:
                     page.close()
                     raise
-                warnings.append(_keep_bad(exc, f"page at offset {offset}"))
+                warnings.append(bad_payload_kept(exc, f"page at offset {offset}"))
                 pages.append(FetchedPart.of_download(page, "data", None, page_url))
                 parts.insert(len(pages) - 1, pages[-1])
                 break

@@ -2,9 +2,10 @@
 payload that stays bad is landed as it is, for quarantine.
 
 SQS moves a message to the DLQ after ``maxReceiveCount`` receives, with no reason attached. So on that receive the
-extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``). A DataUSA or
-Socrata payload that is still bad then (HTML with 200, truncated JSON) is landed byte for byte instead: the raw
-payload survives and the transformer quarantines it with its reason (DESIGN section 6).
+extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``). A BLS API,
+DataUSA or Socrata payload that is still bad then (HTML with 200, truncated JSON, Socrata metadata without columns)
+is landed byte for byte instead: the raw payload survives and the transformer quarantines it with its reason
+(DESIGN section 6).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ TRUNCATED = b'[{"id":"S1","nom":"Servei'
         pytest.param("datausa", HTML, id="datausa-html-with-200"),
         pytest.param("datausa", TRUNCATED, id="datausa-truncated-json"),
         pytest.param("socrata_rows", HTML, id="socrata-page-html-with-200"),
+        pytest.param("socrata_views", HTML, id="socrata-metadata-html-with-200"),
+        pytest.param("socrata_views", b'{"id":"utrz-jf79","columns":[]}', id="socrata-metadata-without-columns"),
     ],
 )
 def test_a_payload_still_bad_on_the_last_receive_lands_as_it_is(extractor, aws, replay, lambda_context, endpoint, body):
@@ -89,3 +92,54 @@ def test_a_payload_still_bad_on_the_last_receive_lands_as_it_is(extractor, aws, 
     [manifest_key] = [k for k in aws.keys() if f"/{dataset}/" in k and k.endswith(".manifest.json")]
     manifest = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=manifest_key)["Body"].read())
     assert any("bad payload landed on the last receive" in w for w in manifest.get("warnings", [])), manifest
+
+
+def bls_batch(receive_count: int, series: list[str]) -> dict:
+    requests = [request(Source.BLS_API, s, start_year=2024, end_year=2026) for s in series]
+    return {
+        "Records": [
+            sqs_record(r.model_dump_json(), f"m-{i}", receive_count=receive_count) for i, r in enumerate(requests)
+        ]
+    }
+
+
+@pytest.mark.parametrize("body", [HTML, b'{"status":"REQUEST_SUCCEEDED","Results":{"ser'], ids=["html", "truncated"])
+def test_a_bls_api_response_still_bad_on_the_last_receive_lands_once_for_its_series(
+    extractor, aws, replay, lambda_context, body
+):
+    # GIVEN the BLS API answering a body that is not a BLS answer, with 200, on every attempt
+    series = ["LNS14000000", "PRS30006032"]
+    bad = ReplayResponse(status=200, body=body)
+    replay.add_hook(lambda req, proceed: bad if req.endpoint == "bls_api" else proceed())
+
+    # WHEN the batch is received for the 7th time, THEN both series fail (retried later) and nothing lands
+    assert failed_ids(extractor.lambda_handler(bls_batch(7, series), lambda_context)) == {"m-0", "m-1"}
+    assert aws.keys("landing/bls_api/") == []
+
+    # WHEN it is received for the 8th and last time, THEN the body is stored once, as received, and each series
+    # lands a manifest that points at it and says why, and nothing is dead-lettered
+    assert extractor.lambda_handler(bls_batch(8, series), lambda_context) == {"batchItemFailures": []}
+    assert aws.dlq_messages() == []
+    [stored] = aws.keys("landing/bls_api/_responses/")
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=stored)["Body"].read() == body
+    manifests = [k for k in aws.keys("landing/bls_api/") if k.endswith(".manifest.json")]
+    assert sorted(k.split("/")[2] for k in manifests) == sorted(series)
+    for key in manifests:
+        manifest = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read())
+        assert [p["key"] for p in manifest["parts"]] == [stored]
+        assert any("bad payload landed on the last receive" in w for w in manifest["warnings"]), manifest
+
+
+def test_a_bls_api_failure_other_than_a_bad_body_is_still_dead_lettered_on_the_last_receive(
+    extractor, aws, replay, lambda_context
+):
+    # GIVEN the BLS API down (503) on every attempt: there is no payload to keep
+    replay.add_hook(
+        lambda req, proceed: ReplayResponse(status=503, body=b"down") if req.endpoint == "bls_api" else proceed()
+    )
+
+    # WHEN the last receive comes, THEN the series go to the DLQ with the reason, and nothing lands
+    assert extractor.lambda_handler(bls_batch(8, ["LNS14000000"]), lambda_context) == {"batchItemFailures": []}
+    [dead] = aws.dlq_messages()
+    assert "HTTP 503" in dead["MessageAttributes"]["failure_reason"]["StringValue"]
+    assert aws.keys("landing/bls_api/") == []
