@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -163,6 +164,74 @@ def bench_cold_import(repeat: int) -> dict[str, Any]:
             entry["ratio_to_floor_plus_pyarrow"] = round(seconds / floor_arrow, 3)
         out[name] = entry
     return out
+
+
+# What a packaged handler's import looks like to Lambda: the function's and the shared layer's build artifacts on
+# sys.path, nothing written (/var/task and /opt are read-only), the floor timed in the same process first.
+_PACKAGED_PROBE = """
+import importlib, json, os, sys, time
+sys.path[:0] = sys.argv[1:3]
+from tests.env import TEST_ENV
+os.environ.update(TEST_ENV)
+started = time.perf_counter()
+import bench.floor_module
+floor = time.perf_counter() - started
+started = time.perf_counter()
+importlib.import_module(sys.argv[3])
+print(json.dumps({"floor_s": floor, "import_s": time.perf_counter() - started}))
+"""
+
+PACKAGED = {
+    "scheduler": "SchedulerFunction",
+    "extractor": "ExtractorFunction",
+    "notifier": "NotifierFunction",
+}
+
+
+def _packaged_copy(build_dir: Path, function: str, target: Path, bytecode: bool) -> tuple[Path, Path]:
+    """The function's and the layer's artifacts, copied with or without their ``__pycache__`` folders."""
+    ignore = None if bytecode else shutil.ignore_patterns("__pycache__")
+    code, layer = target / "task", target / "opt"
+    shutil.copytree(build_dir / function, code, ignore=ignore)
+    shutil.copytree(build_dir / "SharedLayer" / "python", layer, ignore=ignore)
+    return code, layer
+
+
+def bench_cold_import_packaged(build_dir: Path, repeat: int, work: Path) -> dict[str, Any]:
+    """The light handlers imported from their ``sam build`` artifacts, with the bytecode the build ships and from
+    source only (as Lambda would compile them at every cold start without it); medians over fresh processes,
+    round by round. The floor is timed in each process, just before the handler, so each ratio is paired.
+    """
+    trees = {}
+    for name, function in PACKAGED.items():
+        for bytecode in (True, False):
+            trees[(name, bytecode)] = _packaged_copy(build_dir, function, work / f"{name}-{bytecode}", bytecode)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    samples: dict[tuple[str, bool], list[tuple[float, float]]] = {key: [] for key in trees}
+    for _ in range(repeat):
+        for (name, bytecode), (code, layer) in trees.items():
+            out = subprocess.run(
+                [PY, "-c", _PACKAGED_PROBE, str(code), str(layer), HANDLERS[name]],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"packaged import of {name} failed: {out.stderr.strip()[-1000:]}")
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            samples[(name, bytecode)].append((result["floor_s"], result["import_s"]))
+    report: dict[str, Any] = {"repeat": repeat}
+    for name in PACKAGED:
+        entry = {}
+        for bytecode, label in ((True, "with_bytecode"), (False, "source_only")):
+            runs = samples[(name, bytecode)]
+            entry[f"{label}_s"] = round(statistics.median(i for _, i in runs), 4)
+            # the handler's own import over the floor's, both in the same process
+            entry[f"{label}_ratio_to_floor"] = round(statistics.median((f + i) / f for f, i in runs), 3)
+        report[name] = entry
+    return report
 
 
 # -- package size ------------------------------------------------------------------------------------------------
@@ -352,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
             results["staging"] = guarded("staging", lambda: bench_staging(args.repeat, args.rows, work), errors)
         if "cold_import" in wanted:
             results["cold_import"] = guarded("cold_import", lambda: bench_cold_import(args.import_repeat), errors)
+            results["cold_import_packaged"] = guarded(
+                "cold_import_packaged",
+                lambda: bench_cold_import_packaged(args.build_dir, args.import_repeat, work / "packaged"),
+                errors,
+            )
         if "package" in wanted:
             results["package_mb"] = guarded(
                 "package_mb", lambda: bench_package(args.build_dir, args.pandas_layer_zip), errors

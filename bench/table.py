@@ -19,6 +19,44 @@ def _row(rows: list[tuple[str, str, str, str]], name: str, value: Any, bar: str,
     rows.append((name, _fmt(value), bar, verdict))
 
 
+def _cold_import_rows(rows: list[tuple[str, str, str, str]], results: dict[str, Any]) -> None:
+    cold = results.get("cold_import") or {}
+    if cold:
+        _row(rows, "cold_import floor_s", cold.get("floor_s"), "boto3 + Logger/Metrics/Tracer", None)
+        _row(rows, "cold_import floor+pyarrow_s", cold.get("floor_plus_pyarrow_s"), "+ import pyarrow.parquet", None)
+        _row(
+            rows,
+            "cold_import floor+pydantic (ratio_to_floor)",
+            cold.get("floor_plus_pydantic_ratio_to_floor"),
+            "reference: + pydantic, one model",
+            None,
+        )
+        for name in ("scheduler", "extractor", "notifier", "transformer", "modeler"):
+            entry = cold.get(name) or {}
+            if "error" in entry:
+                _row(rows, f"cold_import {name}", "error", entry["error"][:80], False)
+                continue
+            key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
+            ratio = entry.get(key)
+            _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
+            if key == "ratio_to_floor":
+                reference = entry.get("ratio_to_floor_plus_pydantic")
+                _row(rows, f"cold_import {name} (ratio_to_floor_plus_pydantic)", reference, "reference", None)
+    packaged = results.get("cold_import_packaged") or {}
+    for name in ("scheduler", "extractor", "notifier"):
+        entry = packaged.get(name) or {}
+        if entry:
+            for label in ("with_bytecode", "source_only"):
+                text = "as built (bytecode shipped)" if label == "with_bytecode" else "source only (no bytecode)"
+                _row(
+                    rows,
+                    f"cold_import {name} from its package, {text}: s / ratio",
+                    f"{entry[f'{label}_s']} / {entry[f'{label}_ratio_to_floor']}",
+                    "as Lambda loads it; floor in the same process",
+                    None,
+                )
+
+
 def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block per section of the bars
     rows: list[tuple[str, str, str, str]] = []
     for key, n, per_call in (("bls_api_calls_68_with_key", 68, 50), ("bls_api_calls_68_without_key", 68, 25)):
@@ -48,28 +86,7 @@ def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block p
             )
         if "staging_error" in data:
             _row(rows, f"{case}: staging", "error", data["staging_error"][:80], False)
-    cold = results.get("cold_import") or {}
-    if cold:
-        _row(rows, "cold_import floor_s", cold.get("floor_s"), "boto3 + Logger/Metrics/Tracer", None)
-        _row(rows, "cold_import floor+pyarrow_s", cold.get("floor_plus_pyarrow_s"), "+ import pyarrow.parquet", None)
-        _row(
-            rows,
-            "cold_import floor+pydantic (ratio_to_floor)",
-            cold.get("floor_plus_pydantic_ratio_to_floor"),
-            "reference: + pydantic, one model",
-            None,
-        )
-        for name in ("scheduler", "extractor", "notifier", "transformer", "modeler"):
-            entry = cold.get(name) or {}
-            if "error" in entry:
-                _row(rows, f"cold_import {name}", "error", entry["error"][:80], False)
-                continue
-            key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
-            ratio = entry.get(key)
-            _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
-            if key == "ratio_to_floor":
-                reference = entry.get("ratio_to_floor_plus_pydantic")
-                _row(rows, f"cold_import {name} (ratio_to_floor_plus_pydantic)", reference, "reference", None)
+    _cold_import_rows(rows, results)
     package = results.get("package_mb") or {}
     estimated = "estimate" in str((package.get("layers_mb") or {}).get("aws_sdk_pandas_method", ""))
     for fn, entry in package.items():
