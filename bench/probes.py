@@ -107,6 +107,26 @@ def import_module(module: str) -> dict[str, Any]:
     return {"import_s": time.perf_counter() - started}
 
 
+def import_after(base: str, module: str) -> dict[str, Any]:
+    """Time a cold import of ``base`` (a floor), then of ``module`` (a handler) in the same fresh process.
+
+    The handler's own import repeats the floor's (boto3, Powertools), which is then cached, so ``base_s +
+    extra_s`` is the handler's cold import in this process, and its ratio to ``base_s`` is measured at one and the
+    same moment of the machine's load.
+    """
+    import importlib
+
+    from tests.env import TEST_ENV
+
+    os.environ.update(TEST_ENV)
+    started = time.perf_counter()
+    importlib.import_module(base)
+    base_s = time.perf_counter() - started
+    started = time.perf_counter()
+    importlib.import_module(module)
+    return {"base_s": base_s, "extra_s": time.perf_counter() - started}
+
+
 PROBES = {
     "floor_tsv": floor_tsv,
     "floor_ndjson": floor_ndjson,
@@ -114,6 +134,7 @@ PROBES = {
     "pandas_json": pandas_json,
     "staging": staging,
     "import": import_module,
+    "import_after": import_after,
 }
 
 

@@ -39,9 +39,6 @@ def _cold_import_rows(rows: list[tuple[str, str, str, str]], results: dict[str, 
             key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
             ratio = entry.get(key)
             _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
-            if key == "ratio_to_floor":
-                reference = entry.get("ratio_to_floor_plus_pydantic")
-                _row(rows, f"cold_import {name} (ratio_to_floor_plus_pydantic)", reference, "reference", None)
     packaged = results.get("cold_import_packaged") or {}
     for name in ("scheduler", "extractor", "notifier"):
         entry = packaged.get(name) or {}
