@@ -1,6 +1,10 @@
 """TransformerFunction: S3 notifications of landing manifests (TransformQueue) become staged Parquet.
 
 Powertools wiring only. pyarrow and the staging code load on the first landing, not at cold start.
+
+A direct invoke ``{"reprocess": ["landing/.../x.manifest.json", ...]}`` stages those landings again, past the
+idempotency record of their notification: for a landing quarantined before a fix of the transformer was deployed
+(docs/operations.md, "Dataset quarantined"). ``events/transformer_reprocess.json`` is a sample.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datalake.idempotency import idempotency_config, persistence_layer
+from datalake.layout import is_manifest_key, parse_landing_key
 from datalake.observability import logger, metrics, tracer
 from datalake.records import S3NotificationRecord, S3TestEvent
 from datalake.settings import TransformerSettings, settings_for
@@ -95,10 +101,54 @@ def record_handler(record: S3NotificationRecord) -> None:
         stage_landing(landing=landing_from_notification(s3_record, settings.lake_bucket))
 
 
+class ReprocessRequest(BaseModel):
+    """Landings to stage again, by the keys of their manifests in the lake bucket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    reprocess: list[str] = Field(min_length=1, max_length=100)
+
+    @field_validator("reprocess")
+    @classmethod
+    def _landing_manifests(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if not is_manifest_key(key):
+                raise ValueError(f"{key!r} is not a landing manifest key (landing/.../*.manifest.json)")
+            parse_landing_key(key)  # a known source and a safe dataset id, or ValueError
+        return keys
+
+
+def reprocess(request: ReprocessRequest) -> dict[str, Any]:
+    """Stage each named landing again, as its notification would, but without the idempotency record.
+
+    Each landing's outcome is reported; one that is missing or fails does not stop the others.
+    """
+    from datalake.lake import LakeStore
+
+    lake = LakeStore(settings.lake_bucket)
+    results = []
+    for key in request.reprocess:
+        info = lake.head(key)
+        if info is None:
+            results.append({"manifest_key": key, "status": "missing"})
+            continue
+        landing = LandingRef(bucket=settings.lake_bucket, key=key, etag=info.etag, version_id=info.version_id)
+        try:
+            results.append({"manifest_key": key, **stage_landing_once(landing)})
+        except Exception as exc:  # noqa: BLE001 - reported to the operator, with the others' outcomes
+            logger.exception("reprocess failed", extra={"manifest_key": key})
+            results.append({"manifest_key": key, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+    logger.info("reprocessed", extra={"landings": len(results), "statuses": [r["status"] for r in results]})
+    return {"reprocessed": results}
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS batch of S3 notifications -> partial batch response (only failed records are retried)."""
+    """SQS batch of S3 notifications -> partial batch response (only failed records are retried); or a direct
+    reprocess invoke (see the module docstring) -> each landing's outcome."""
+    if "reprocess" in event:
+        return reprocess(ReprocessRequest.model_validate(event))
     idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -126,3 +126,51 @@ def test_a_notification_for_another_bucket_fails_its_record(aws, handler, lambda
     record["body"] = record["body"].replace('"name": "test-lake"', '"name": "someone-elses-bucket"')
     response = handler.lambda_handler({"Records": [event["Records"][0], record]}, lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+
+
+def test_a_reprocess_invoke_stages_a_quarantined_landing_again_once_the_fix_is_deployed(
+    aws, handler, lambda_context, monkeypatch
+):
+    # GIVEN the DataUSA landing quarantined by a transformer bug (a check that wrongly rejects it)
+    keys = commit_all(aws)
+    from transformer import datausa
+    from transformer.domain import PayloadRejected
+
+    def buggy(*args, **kwargs):
+        raise PayloadRejected("simulated transformer bug", check="schema.datausa", part_key="k")
+
+    real = datausa.parse_population
+    monkeypatch.setattr(datausa, "parse_population", buggy)
+    record = load_event("transformer_landings.json")["Records"][3]
+    assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+    assert aws.keys("staging/population/") == []
+    assert aws.keys("quarantine/datausa/population/")
+
+    # AND the fix deployed: a redelivery of the notification is still answered by idempotency, nothing staged
+    monkeypatch.setattr(datausa, "parse_population", real)
+    assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+    assert aws.keys("staging/population/") == []
+
+    # WHEN the operator invokes the reprocess sample (events/transformer_reprocess.json names that manifest)
+    request = load_event("transformer_reprocess.json")
+    assert request["reprocess"] == [keys["datausa"]]
+    response = handler.lambda_handler(request, lambda_context)
+
+    # THEN the landing is staged, the outcome says so, and a dataset.staged event goes out
+    [result] = response["reprocessed"]
+    assert result["manifest_key"] == keys["datausa"] and result["status"] == "staged"
+    assert aws.staging("population").num_rows == 10
+    staged = [e for e in aws.events() if e["event_type"] == "dataset.staged"]
+    assert [e["manifest_key"] for e in staged] == [keys["datausa"]]
+
+
+def test_a_reprocess_invoke_reports_a_missing_landing_and_refuses_keys_outside_landing(aws, handler, lambda_context):
+    from pydantic import ValidationError
+
+    keys = commit_all(aws)
+    missing = keys["datausa"].replace(".manifest.json", "0.manifest.json")
+    response = handler.lambda_handler({"reprocess": [missing, keys["datausa"]]}, lambda_context)
+    assert [r["status"] for r in response["reprocessed"]] == ["missing", "staged"]
+    for bad in (["staging/population/part-x.parquet"], ["landing/../staging/x.manifest.json"], []):
+        with pytest.raises(ValidationError):
+            handler.lambda_handler({"reprocess": bad}, lambda_context)
