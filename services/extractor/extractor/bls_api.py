@@ -204,33 +204,36 @@ class BlsApiFetcher:
             for answer in served:
                 answer.series, answer.error = None, error
             return
+        records = sum(series_observations(s) for s in response.series.values())
+        stored = self._response_object(query, body, moment, records)
+        for answer in served:
+            answer.response = stored
+
+    def _response_object(
+        self, query: BlsQuery, body: bytes, moment: datetime, records: int, content_type: str = "application/json"
+    ) -> SharedObject:
+        """A response body exactly as received, to be stored once under its own key (named by its hash)."""
         digest = sha256_hex(body)
         source_url = f"{redacted_url(self.url)}#startyear={query.start_year}&endyear={query.end_year}"
         if query.catalog:
             source_url += "&catalog=true"
-        stored = SharedObject(
+        return SharedObject(
             key=bls_api_response_key(moment, digest),
             body=body,
             sha256=digest,
-            records=sum(series_observations(s) for s in response.series.values()),
+            records=records,
             source_url=source_url,
+            content_type=content_type,
         )
-        for answer in served:
-            answer.response = stored
 
     def _bad_body(self, query: BlsQuery, body: bytes, moment: datetime) -> SharedObject | None:
         """A body that is not a BLS answer, exactly as received, or None when it echoes the registration key."""
         if echoes_secret(body, self.api_key):
             return None
-        digest = sha256_hex(body)
-        return SharedObject(
-            key=bls_api_response_key(moment, digest),
-            body=body,
-            sha256=digest,
-            records=0,
-            source_url=f"{redacted_url(self.url)}#startyear={query.start_year}&endyear={query.end_year}",
-            content_type="application/octet-stream",
-        )
+        return self._response_object(query, body, moment, 0, "application/octet-stream")
+
+    def _series_url(self, want: SeriesWant) -> str:
+        return f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}&endyear={want.end_year}"
 
     @staticmethod
     def _split(query: BlsQuery, response: BlsResponse) -> dict[str, _WindowAnswer]:
@@ -302,9 +305,7 @@ class BlsApiFetcher:
         warnings = list(dict.fromkeys(m for a in answers for m in a.messages))
         if request.params.catalog and self.api_key is None:
             warnings.append("catalog information needs a BLS API key (v2); fetched without it")
-        source_url = (
-            f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}&endyear={want.end_year}"
-        )
+        source_url = self._series_url(want)
         if warnings:
             logger.info("BLS warnings", extra={"series_id": want.series_id, "warnings": warnings[:20]})
         return Fetched(
@@ -330,8 +331,7 @@ class BlsApiFetcher:
         digests = ",".join(p.sha256 for p in parts)
         return Fetched(
             request=request,
-            source_url=f"{redacted_url(self.url)}#seriesid={want.series_id}&startyear={want.start_year}"
-            f"&endyear={want.end_year}",
+            source_url=self._series_url(want),
             content_sha256=sha256_hex(f"unparsed:{want.series_id}:{digests}".encode()),
             parts=parts,
             warnings=list(dict.fromkeys(warnings)),

@@ -55,9 +55,18 @@ def _publish_failure(run_id: str, exc: Exception) -> None:
     )
 
 
+def load_build_code() -> None:
+    """pyarrow and the mart code load here, on the path that builds, not at import (cold start); pyarrow's pandas
+    probe is answered first (``datalake.arrow``), so pandas stays unloaded."""
+    from datalake.arrow import skip_pandas_probe
+
+    skip_pandas_probe()
+    import modeler.build  # noqa: F401
+
+
 @tracer.capture_method
 def rebuild(staged: list[DatasetStaged], context: LambdaContext) -> dict[str, int]:
-    # pyarrow and the registry load here, on the path that builds, not at import (cold start).
+    load_build_code()
     from modeler.adapters import EventSink, LakeMarts, LockHeld, MartState
     from modeler.build import rebuild_marts
 

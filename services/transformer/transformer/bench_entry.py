@@ -156,6 +156,9 @@ def commit_landing(lake: FolderLake, kind: str, source: Path) -> tuple[str, Mani
 
 def stage_file(kind: str, source: Path, target_dir: Path) -> dict[str, Any]:
     """Stage one file; the staged Parquet lands under ``target_dir/lake/staging/``."""
+    from datalake.arrow import skip_pandas_probe
+
+    skip_pandas_probe()  # as the handler does before loading the staging code
     from transformer.adapters import LandingReader, QuarantineStore, StagingStore
     from transformer.landing import LandingRef
     from transformer.service import Ports, TransformerService

@@ -37,6 +37,9 @@ idempotency = idempotency_config(event_key="idempotency_key")
 @cache
 def service() -> TransformerService:
     """The staging service and its adapters, built once per container on first use."""
+    from datalake.arrow import skip_pandas_probe
+
+    skip_pandas_probe()  # before the staging code, which hands pyarrow Python values, is imported
     from transformer.service import build_service
 
     return build_service(settings)

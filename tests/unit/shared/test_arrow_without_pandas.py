@@ -1,8 +1,9 @@
 """The transformer and the modeler use pyarrow and never pandas: pyarrow must not import pandas for them.
 
 pyarrow imports pandas (when installed, as in the AWS SDK for pandas layer) on its first conversion of a Python
-value, only to check whether the value is a pandas object. ``datalake.arrow.skip_pandas_probe`` runs when either
-package is imported. Each check runs in a fresh interpreter: this test process has pandas loaded already.
+value, only to check whether the value is a pandas object. ``datalake.arrow.skip_pandas_probe`` runs where each
+handler loads its pyarrow code, on first use (not at import: pyarrow is not part of their cold start). Each check
+runs in a fresh interpreter: this test process has pandas loaded already.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def test_a_real_staging_leaves_pandas_unloaded():
     out = run_fresh(
         """
         from pathlib import Path
-        import tempfile
+        import os, tempfile
+        from tests.env import TEST_ENV
+        os.environ.update(TEST_ENV)
+        import transformer.handler
+        assert "pyarrow" not in sys.modules  # not at cold start
+        transformer.handler.service()  # the first landing loads the staging code
         from transformer.bench_entry import stage_file
         result = stage_file("bls_bulk", Path("data/replay/bls_bulk/pr/pr.data.0.Current"), Path(tempfile.mkdtemp()))
         print(result["rows"], "pandas" in sys.modules)
@@ -41,8 +47,10 @@ def test_a_real_staging_leaves_pandas_unloaded():
 def test_the_modeler_builds_a_report_without_pandas():
     out = run_fresh(
         """
-        import pyarrow as pa
         import modeler.handler
+        assert "pyarrow" not in sys.modules  # not at cold start
+        modeler.handler.load_build_code()
+        import pyarrow as pa
         from modeler import domain
         population = pa.table({"year": [2013, 2014], "population": [316128839, 318857056]})
         print(domain.population_stats(population).num_rows >= 0, "pandas" in sys.modules)
