@@ -78,6 +78,8 @@ class ExtractParams(_Contract):
     end_year: int | None = Field(default=None, ge=1900, le=2100)
     catalog: bool = False
     page_size: int | None = Field(default=None, ge=1, le=50_000)
+    # the operator accepts a snapshot that drops more than the plausibility guard allows (an explicit decision)
+    accept_drop: bool = False
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> ExtractParams:
@@ -290,6 +292,15 @@ class ScheduleRequest(_Contract):
     start_year: int | None = Field(default=None, ge=1900, le=2100)
     end_year: int | None = Field(default=None, ge=1900, le=2100)
     run_id: RunId | None = None
+    # the operator accepts a drop the plausibility guard held (docs/operations.md#held-snapshots)
+    accept_drop: bool = False
+
+    @field_validator("sources", "datasets")
+    @classmethod
+    def _not_empty(cls, value: list[Any] | None, info: Any) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError(f"{info.field_name} is an empty list: omit it to select the whole catalog")
+        return value
 
     @model_validator(mode="after")
     def _backfill_has_window(self) -> ScheduleRequest:
