@@ -3,6 +3,8 @@
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.json        a single-object landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}/part-00000.json   parts of a paged landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.manifest.json   commits the landing
+landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.held.json   a snapshot landed raw but held
+                                                     (not proven whole, or an implausible drop): never staged
 landing/bls_api/_responses/ingest_date=YYYY-MM-DD/{run_ts}-{sha256(body)[:12]}.json   one BLS API response body,
                                                      stored once as received; the series' manifests point at it
 landing/bls_bulk/{survey}/{file}                                                       the in-place bulk mirror
@@ -24,6 +26,7 @@ STAGING = "staging"
 MARTS = "marts"
 QUARANTINE = "quarantine"
 MANIFEST_SUFFIX = ".manifest.json"
+HELD_SUFFIX = ".held.json"
 MART_KINDS = ("dimensions", "facts", "aggregates", "reports")
 # Not a dataset: "_" cannot start a BLS series id, so this prefix never collides with a series' landings.
 BLS_API_RESPONSES = f"{LANDING}/{Source.BLS_API.value}/_responses/"
@@ -55,6 +58,12 @@ def landing_part_key(source: Source, dataset: str, moment: datetime, sha256: str
 
 def manifest_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:
     return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}{MANIFEST_SUFFIX}"
+
+
+def held_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:
+    """Key of a held snapshot's record (``HeldLanding``): beside its raw parts, never matched by the S3
+    notification (``*.manifest.json``), so nothing stages it."""
+    return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}{HELD_SUFFIX}"
 
 
 def bls_api_response_key(moment: datetime, sha256: str) -> str:

@@ -11,14 +11,9 @@ import hashlib
 import json
 import os
 import queue
-import random
 import re
 import tempfile
 import threading
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +28,7 @@ from datalake.aws import client
 from datalake.contracts import Manifest, ManifestPart
 from datalake.lake import LakeError, LakeStore, ObjectMissing
 from datalake.layout import QUARANTINE, staging_partition_prefix, staging_table_prefix
+from datalake.lease import Lease, LeaseBusy
 from datalake.state import StateError, StateStore, dataset_pk, to_item
 from transformer.domain import PayloadRejected, align
 from transformer.schemas import TableSpec, glue_columns
@@ -59,10 +55,6 @@ _STEM = re.compile(r"^[A-Za-z0-9_.\-]{1,160}$")
 
 class GlueError(RuntimeError):
     """The Glue catalog could not be read or updated."""
-
-
-class PartitionBusy(RuntimeError):
-    """Another invocation holds the partition's lock for longer than this one may wait: retry later."""
 
 
 def part_source(part: ManifestPart) -> str:
@@ -504,88 +496,8 @@ class QuarantineStore:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class PartitionLock:
-    """A lease per staging group, so two landings of one group never merge over each other's result.
-
-    The lease expires on its own (``expires_at``, also the table's TTL attribute) if its holder dies.
-    """
-
-    def __init__(
-        self,
-        table_name: str,
-        dynamodb: Any | None = None,
-        lease_seconds: int = 900,
-        wait_seconds: float = 60.0,
-    ) -> None:
-        self.table_name = table_name
-        self._ddb = dynamodb
-        self.lease_seconds = lease_seconds
-        self.wait_seconds = wait_seconds
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
-
-    @contextmanager
-    def hold(self, resource: str) -> Iterator[None]:
-        """Hold the lease on ``resource`` for the duration of the block.
-
-        Raises
-        ------
-        PartitionBusy
-            When another holder keeps it longer than ``wait_seconds``.
-        StateError
-            When the state table cannot be reached.
-        """
-        key = {"pk": f"LOCK#{resource}", "sk": "LEASE"}
-        token = uuid.uuid4().hex
-        deadline = time.monotonic() + self.wait_seconds
-        delay = 0.05
-        while not self._acquire(key, token):
-            if time.monotonic() >= deadline:
-                raise PartitionBusy(f"{resource} is locked by another invocation; retry later")
-            time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
-            delay = min(delay * 2, 2.0)
-        try:
-            yield
-        finally:
-            self._release(key, token)
-
-    def _acquire(self, key: dict[str, str], token: str) -> bool:
-        now = int(time.time())
-        try:
-            self.ddb.put_item(
-                TableName=self.table_name,
-                Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
-        return True
-
-    def _release(self, key: dict[str, str], token: str) -> None:
-        try:
-            self.ddb.delete_item(
-                TableName=self.table_name,
-                Key=to_item(key),
-                ConditionExpression="#owner = :token",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":token": {"S": token}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})
-                return
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+PartitionLock = Lease  # a lease per staging group, so two landings of one group never merge over each other
+PartitionBusy = LeaseBusy
 
 
 # ----------------------------------------------------------------------------------------------------------------
