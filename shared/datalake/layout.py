@@ -9,6 +9,7 @@ landing/bls_api/_responses/ingest_date=YYYY-MM-DD/{run_ts}-{sha256(body)[:12]}.j
                                                      stored once as received; the series' manifests point at it
 landing/bls_bulk/{survey}/{file}                                                       the in-place bulk mirror
 staging/{table}/{partition}=.../part-*.parquet
+staging/{table}_retired/{partition}=.../part-*.parquet   rows a newer full snapshot no longer holds (history)
 marts/{dimensions|facts|aggregates|reports}/{name}/...
 quarantine/{source}/{dataset}/...
 """
@@ -113,6 +114,12 @@ def staging_partition_prefix(table: str, partition: dict[str, str | int]) -> str
             raise ValueError(f"partition {column}={text!r} is not key-safe")
         parts.append(f"{column}={text}")
     return staging_table_prefix(table) + "".join(f"{p}/" for p in parts)
+
+
+def retired_prefix(table: str, partition: dict[str, str | int]) -> str:
+    """Where rows that left a staging table are kept (history): ``staging/{table}_retired/{partitions}/``."""
+    current = staging_partition_prefix(table, partition) if partition else staging_table_prefix(table)
+    return f"{STAGING}/{table}_retired/" + current[len(staging_table_prefix(table)) :]
 
 
 def mart_prefix(kind: str, name: str) -> str:

@@ -335,7 +335,7 @@ class Lander:
     # -- guards -----------------------------------------------------------------------------------------------
     def missing_staging(self, previous: dict[str, Any]) -> list[str]:
         """The staging files the last staging of this dataset produced that the bucket no longer holds."""
-        return [key for key in previous.get("staged_files") or [] if self.lake.head(key) is None]
+        return [key for key in (previous.get("staged_groups") or {}).values() if self.lake.head(key) is None]
 
     @staticmethod
     def implausible(request: ExtractRequest, previous: dict[str, Any], fetched: Fetched) -> str | None:

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datalake.aws import client
 from datalake.contracts import Manifest, ManifestPart
 from datalake.lake import LakeError, LakeStore, ObjectMissing
-from datalake.layout import QUARANTINE, staging_partition_prefix, staging_table_prefix
+from datalake.layout import QUARANTINE, retired_prefix, staging_partition_prefix, staging_table_prefix
 from datalake.lease import Lease, LeaseBusy
 from datalake.state import StateError, StateStore, dataset_pk, to_item
 from transformer.domain import PayloadRejected, align
@@ -443,6 +443,28 @@ class StagingStore:
 
         return self._install(spec, partition, group, spooled.sha256, spooled.rows, upload)
 
+    def write_retired(self, spec: TableSpec, partition: dict[str, str], group: str, rows: pa.Table, run_id: str) -> str:
+        """Keep rows that left current staging (their keys are gone from a new full snapshot), with when and by
+        which run: ``staging/{table}_retired/{partitions}/part-{group}-{sha16}.parquet``, beside the table (outside
+        its Glue location), one file per retirement.
+
+        Returns
+        -------
+        The key written.
+        """
+        n = rows.num_rows
+        record = rows.append_column(
+            pa.field("_retired_at", pa.timestamp("us", tz="UTC")),
+            pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
+            if n
+            else pa.nulls(0, pa.timestamp("us", tz="UTC")),
+        ).append_column("_retired_by_run", pa.array([run_id] * n, pa.string()))
+        body = table_bytes(record)
+        prefix = retired_prefix(spec.name, partition)
+        key = f"{prefix}part-{group}-{hashlib.sha256(body).hexdigest()[:16]}.parquet"
+        self.lake.put_bytes(key, body, metadata={"run-id": run_id}, content_type=PARQUET_TYPE)
+        return key
+
     def _install(
         self, spec: TableSpec, partition: dict[str, str], group: str, digest: str, rows: int, upload: Any
     ) -> WriteResult:
@@ -574,15 +596,29 @@ class StateRecorder:
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
-    def staged(self, manifest: Manifest, manifest_key: str, counts: dict[str, int], now: datetime) -> None:
-        """Both items in one transaction: the dataset's staging outcome and its source's freshness."""
+    def staged(
+        self,
+        manifest: Manifest,
+        manifest_key: str,
+        counts: dict[str, int],
+        now: datetime,
+        current_files: dict[str, str | None] | None = None,
+    ) -> None:
+        """Both items in one transaction: the dataset's staging outcome and its source's freshness.
+
+        ``current_files`` (staging group -> its file, None when retired) updates ``staged_groups``, the files the
+        dataset's staging consists of, which the extractor checks to restore any that disappear.
+        """
         source = manifest.source.value
+        previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
+        groups = {**(previous.get("staged_groups") or {}), **(current_files or {})}
         dataset_values = {
+            "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
             "staged_at": utc_iso(now),
             "staged_manifest_key": manifest_key,
             "staged_run_id": manifest.run_id,
             "staged_content_sha256": manifest.content_sha256,
-            "staged_ingested_at": utc_iso(manifest.created_at),
+            "staged_ingested_at": utc_iso(manifest.fetched),
             "staged_rows": counts.get("rows_written", 0),
             "staged_rows_quarantined": counts.get("rows_quarantined", 0),
             "last_outcome": "staged",
