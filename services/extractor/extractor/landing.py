@@ -392,32 +392,8 @@ class Lander:
             proof=fetched.proof,
         )
         key = held_key(request.source, request.dataset, request.requested_at, fetched.content_sha256)
-        put_object(
-            self.lake,
-            key,
-            record.model_dump_json(indent=1).encode(),
-            object_metadata(request.run_id, fetched.source_url, fetched.content_sha256, fetched.records),
-            "application/json",
-        )
+        self.publish_held(record, key, kept)
         self.remember_hold(request, previous, fetched.content_sha256, key, reason, now)
-        publish_event(
-            DatasetHeld(
-                run_id=request.run_id,
-                source=request.source,
-                dataset=request.dataset,
-                reason=reason[:4000],
-                check=check,
-                held_key=key,
-                kept=kept,
-                acceptable=acceptable,
-                counts={"records": fetched.records},
-                keys=[p.key for p in parts],
-            ),
-            self.topic_arn,
-            self.sns,
-        )
-        telemetry.count("DatasetsHeld", source=request.source.value)
-        logger.warning("snapshot held", extra={"reason": reason, "check": check, "held_key": key, "kept": kept})
         return {
             "outcome": "held",
             "source": request.source.value,
@@ -426,6 +402,36 @@ class Lander:
             "check": check,
             "held_key": key,
         }
+
+    def publish_held(self, record: HeldLanding, key: str, kept: str) -> None:
+        """Write a held snapshot's record beside its raw parts, and tell the pipeline (``dataset.held``)."""
+        put_object(
+            self.lake,
+            key,
+            record.model_dump_json(indent=1).encode(),
+            object_metadata(record.run_id, record.source_url, record.content_sha256, None),
+            "application/json",
+        )
+        publish_event(
+            DatasetHeld(
+                run_id=record.run_id,
+                source=record.source,
+                dataset=record.dataset,
+                reason=record.reason[:4000],
+                check=record.check,
+                held_key=key,
+                kept=kept,
+                acceptable=record.acceptable,
+                counts={"records": sum(p.records or 0 for p in record.parts)},
+                keys=[p.key for p in record.parts],
+            ),
+            self.topic_arn,
+            self.sns,
+        )
+        telemetry.count("DatasetsHeld", source=record.source.value)
+        logger.warning(
+            "snapshot held", extra={"reason": record.reason, "check": record.check, "held_key": key, "kept": kept}
+        )
 
     def remember_hold(
         self, request: ExtractRequest, previous: dict[str, Any], sha256: str, key: str, reason: str, now: datetime

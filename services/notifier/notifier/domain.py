@@ -450,6 +450,7 @@ class RunReport:
     marts: dict[str, int]
     skipped_marts: list[str]
     unbuilt_marts: dict[str, str]  # of the skipped ones, those that could not be built: mart -> why
+    held: dict[str, DatasetHeld]  # snapshots held in the run (the dataset's outcome may be staged for other files)
     model_failures: list[StageFailed]
     run_failures: list[StageFailed]
     stage_seconds: dict[str, float]
@@ -484,6 +485,7 @@ class RunReport:
             "tables": {t: [r.written, r.quarantined] for t, r in sorted(self.tables.items())},
             "marts": dict(sorted(self.marts.items())),
             "skipped": sorted(self.skipped_marts),
+            "held": sorted(self.held),
             "model_failures": sorted(f"{f.check}|{f.reason}" for f in self.model_failures),
             "modeled": self.modeled_after_staging,
         }
@@ -500,6 +502,7 @@ class _Tally:
     marts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     skipped_reasons: dict[str, str] = field(default_factory=dict)
+    held: dict[str, DatasetHeld] = field(default_factory=dict)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
@@ -508,6 +511,8 @@ class _Tally:
 
     def add(self, event: PipelineEvent) -> None:
         ref, outcome = dataset_ref(event), terminal_outcome(event)
+        if isinstance(event, DatasetHeld) and ref:
+            self.held[ref] = event  # told even when other files of the same landing are staged after it
         if ref and outcome:
             self.outcomes[ref] = (outcome, event)  # in time order: the latest outcome wins
             self.in_flight.discard(ref)
@@ -600,6 +605,7 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         marts=tally.marts,
         skipped_marts=sorted(tally.skipped),
         unbuilt_marts={n: r for n, r in sorted(tally.skipped_reasons.items()) if n in tally.skipped},
+        held=dict(sorted(tally.held.items())),
         model_failures=tally.model_failures,
         run_failures=tally.run_failures,
         stage_seconds=tally.stage_seconds(t0, last_at),
@@ -620,6 +626,7 @@ SUMMARY_COUNTS = ("extracted", "unchanged", "staged", "quarantined", "held", "fa
 def summary_counts(report: RunReport) -> dict[str, int]:
     counts = {"extracted": len(report.extracted)}
     counts.update({o: report.outcome_count(o) for o in OUTCOMES})
+    counts["held"] = len(report.held)  # a partly held landing counts as held and as staged
     if report.pending:
         counts["no outcome"] = len(report.pending)
     return counts
@@ -630,10 +637,11 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
     for ref, (outcome, event) in sorted(report.outcomes.items()):
         if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
             lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
-        elif outcome == "held" and isinstance(event, DatasetHeld):
-            lines.append(f"  held {ref} ({event.check}): {event.reason}; kept {event.kept}")
+
         elif outcome == "failed" and isinstance(event, StageFailed):
             lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
+    for ref, held in report.held.items():
+        lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
     for failure in report.model_failures:
         lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
     for mart, reason in report.unbuilt_marts.items():
