@@ -347,7 +347,11 @@ class Lander:
             if dropped:
                 return dropped
         if "years" in fetched.measures:
-            return missing_values(what, "years", before.get("years"), fetched.measures["years"])
+            previous_years = before.get("years") or []
+            window = fetched.measures.get("window")
+            if window:  # a moving window (the BLS API's recent years): compare the years both windows cover
+                previous_years = [y for y in previous_years if window[0] <= y <= window[1]]
+            return missing_values(what, "years", previous_years, fetched.measures["years"])
         return None
 
     @staticmethod
