@@ -801,7 +801,7 @@ def _import(name: str) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 LOCAL = "_local"
-Ending = Literal["landed", "unchanged", "dlq", "deferred", "lost"]
+Ending = Literal["landed", "held", "unchanged", "dlq", "deferred", "lost"]
 ManifestEnding = Literal["staged", "quarantined", "transform_dlq", "lost"]
 
 
@@ -851,7 +851,7 @@ class RunAudit:
         shown = [f"{label} {counts[name]}" for name, label in labels]
         if counts["partial"]:  # staged, with a file or rows of it quarantined
             shown[1] += f" ({counts['partial']} with rejects quarantined)"
-        shown += [f"{name} {counts[name]}" for name in ("deferred", "unchanged") if counts[name]]
+        shown += [f"{name} {counts[name]}" for name in ("held", "deferred", "unchanged") if counts[name]]
         return ", ".join(shown)
 
     def summary(self) -> dict[str, int]:
@@ -859,6 +859,7 @@ class RunAudit:
             "entries": len(self.entries),
             "landed": self.count("landed"),
             "unchanged": self.count("unchanged"),
+            "held": self.count("held"),
             "staged": self.manifest_count("staged"),
             "partial": sum(1 for m in self.manifests.values() if m.ending == "staged" and "rejects" in m.evidence),
             "quarantined": self.manifest_count("quarantined"),
@@ -967,17 +968,24 @@ class _LakeReader:
         landed = tuple(k for k, _ in self.manifests.get(ref, []))
         unchanged = {f"{e['source']}/{e['dataset']}" for e in self.events if e.get("event_type") == "dataset.unchanged"}
         if ref in dead:
-            attribute = (dead[ref].get("message_attributes") or {}).get("failure_reason", {})
-            if attribute.get("StringValue"):
-                return EntryOutcome(ref, "dlq", attribute["StringValue"], "failure_reason", landed)
-            if ref in log_reasons:
-                return EntryOutcome(ref, "dlq", log_reasons[ref], "logs", landed)
-            return EntryOutcome(ref, "dlq", None, "none", landed)
+            return self._dead(ref, dead[ref], log_reasons, landed)
         if landed:
             return EntryOutcome(ref, "landed", manifests=landed)
+        held = [e for e in self.events if e.get("event_type") == "dataset.held" and ref == _ref_of_request(e)]
+        if held:  # landed raw and held: the previous snapshot stays current, and people were told why
+            return EntryOutcome(ref, "held", held[-1].get("reason"), "failure_reason")
         if ref in unchanged:
             return EntryOutcome(ref, "unchanged")
         return EntryOutcome(ref, "deferred" if ref in deferred else "lost")
+
+    @staticmethod
+    def _dead(ref: str, message: dict[str, Any], log_reasons: dict[str, str], landed: tuple[str, ...]) -> EntryOutcome:
+        attribute = (message.get("message_attributes") or {}).get("failure_reason", {})
+        if attribute.get("StringValue"):
+            return EntryOutcome(ref, "dlq", attribute["StringValue"], "failure_reason", landed)
+        if ref in log_reasons:
+            return EntryOutcome(ref, "dlq", log_reasons[ref], "logs", landed)
+        return EntryOutcome(ref, "dlq", None, "none", landed)
 
     def manifest(self, ref: str, key: str, document: dict[str, Any], staged_sources: set[str]) -> ManifestOutcome:
         """Where one landed manifest ended: its quarantine folder, the transformer's record of staging it, rows of

@@ -253,6 +253,7 @@ class StagedTable(_Contract):
     rows_in: int = Field(ge=0)
     rows_written: int = Field(ge=0)
     rows_quarantined: int = Field(ge=0, default=0)
+    rows_retired: int = Field(ge=0, default=0)  # keys a new full snapshot no longer holds (kept in the history)
     partitions: list[str] = []
 
 

@@ -250,7 +250,7 @@ class BulkMirror:
             self._remember(survey, name, whole[name], fetched, None)  # known now; not uploaded again
         for name in (n for n in plan.unchanged if mirrored[n].get("listing_misses")):
             self._remember(survey, name, whole[name], fetched, mirrored[name].get("version_id"))
-        held_key_written = self._hold(fetched, held, previous) if held else None
+        held_key_written = self._hold(fetched, held, previous) if held or fetched.unlisted else None
         if not to_write and not to_delete:
             missing = self.lander.missing_staging(previous)
             if not missing:
@@ -405,10 +405,17 @@ class BulkMirror:
         return None
 
     def _hold(self, fetched: BulkFetch, held: dict[str, str], previous: dict[str, Any]) -> str:
-        """Land the held files raw (not in the mirror), record them, and tell people; the mirrored copies stay."""
+        """Land the held files raw (not in the mirror), record them, and tell people; the mirrored copies stay.
+
+        Files the listing omits but upstream still serves are held too (nothing to land: they were not downloaded).
+        """
         request = fetched.request
         survey = request.dataset
-        digest = sha256_hex("".join(f"{n}\t{fetched.downloads[n].sha256}\n" for n in sorted(held)).encode())
+        kept_unlisted = sorted(fetched.unlisted)
+        digest = sha256_hex(
+            "".join(f"{n}\t{fetched.downloads[n].sha256}\n" for n in sorted(held)).encode()
+            + "".join(f"{n}\tunlisted\n" for n in kept_unlisted).encode()
+        )
         parts = []
         for index, name in enumerate(sorted(held)):
             download = fetched.downloads[name]
@@ -423,7 +430,14 @@ class BulkMirror:
             )
             parts.append(self._part(survey, name, key, download.sha256, download.size, records, written.version_id))
             self._remember_hold(survey, name, download.sha256, request.run_id)
-        acceptable = not (set(held) & set(fetched.incomplete))
+        acceptable = not (set(held) & set(fetched.incomplete)) and not kept_unlisted
+        reasons = [f"{n}: {r}" for n, r in sorted(held.items())]
+        if kept_unlisted:
+            reasons.append(
+                f"the listing omits {len(kept_unlisted)} mirrored file(s) that are still served: "
+                f"{', '.join(kept_unlisted)} (kept; deleted only on a 404 or when two listings in a row omit them)"
+            )
+        check = "bulk.listing" if set(held) & set(fetched.incomplete) or kept_unlisted else "plausibility"
         record = HeldLanding(
             run_id=request.run_id,
             source=request.source,
@@ -432,14 +446,14 @@ class BulkMirror:
             fetched_at=fetched.fetched_at,
             source_url=fetched.listing_url,
             content_sha256=digest,
-            reason=" | ".join(f"{n}: {r}" for n, r in sorted(held.items())),
-            check="bulk.listing" if not acceptable else "plausibility",
+            reason=" | ".join(reasons),
+            check=check,
             acceptable=acceptable,
             parts=parts,
-            kept={n: bulk_mirror_key(survey, n) for n in sorted(held)},
+            kept={n: bulk_mirror_key(survey, n) for n in sorted({*held, *kept_unlisted})},
         )
         key = held_key(request.source, survey, request.requested_at, digest)
-        self.lander.publish_held(record, key, f"the mirrored copies of {', '.join(sorted(held))}")
+        self.lander.publish_held(record, key, f"the mirrored copies of {', '.join(sorted({*held, *kept_unlisted}))}")
         return key
 
     def _remember_hold(self, survey: str, name: str, sha256: str, run_id: str) -> None:

@@ -436,6 +436,7 @@ class LedgerHint:
 class TableRows:
     written: int = 0
     quarantined: int = 0
+    retired: int = 0
 
 
 @dataclass
@@ -532,7 +533,9 @@ class _Tally:
             self.marks["last_staged"] = event.occurred_at
             for t in event.tables:
                 rows = self.tables.get(t.table, TableRows())
-                self.tables[t.table] = TableRows(rows.written + t.rows_written, rows.quarantined + t.rows_quarantined)
+                self.tables[t.table] = TableRows(
+                    rows.written + t.rows_written, rows.quarantined + t.rows_quarantined, rows.retired + t.rows_retired
+                )
         elif isinstance(event, MartsBuilt):
             self.marts.update({m.name: m.rows for m in event.marts})
             # A mart built earlier in the run is not "skipped" because a later rebuild found it unchanged (a
@@ -694,7 +697,9 @@ def summary_notice(
         dataset_lines.append(f"  {'no outcome':<12} {counts['no outcome']:>7,}")
     table_lines = ["Rows by table"]
     for table, rows in sorted(report.tables.items()):
-        extra = f" ({rows.quarantined:,} quarantined)" if rows.quarantined else ""
+        notes = [f"{rows.quarantined:,} quarantined"] if rows.quarantined else []
+        notes += [f"{rows.retired:,} retired: no longer upstream"] if rows.retired else []
+        extra = f" ({', '.join(notes)})" if notes else ""
         table_lines.append(f"  staging/{table:<32} {rows.written:>12,} written{extra}")
     for mart, rows in sorted(report.marts.items()):
         table_lines.append(f"  marts/{mart:<34} {rows:>12,} {_rows(rows)}")
