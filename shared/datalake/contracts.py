@@ -241,6 +241,7 @@ class DatasetExtracted(_Event):
     event_type: Literal[EventType.DATASET_EXTRACTED] = EventType.DATASET_EXTRACTED
     manifest_key: str
     warnings: list[str] = []
+    restored: list[str] = []  # what the state said existed but was gone, landed again (self-healing), in words
 
 
 class DatasetUnchanged(_Event):

@@ -303,11 +303,12 @@ class BulkMirror:
             key = bulk_mirror_key(survey, name)
             self.lake.delete(key)
             changes.append(FileChange(name=name, action="deleted", key=key, sha256=mirrored[name].get("sha256")))
-        warnings = list(accepted.values())
-        warnings += [
-            f"{c.name} was missing from the bucket and was written again" for c in changes if c.action == "restored"
+        restored = [
+            f"mirrored file {c.name} was missing from the bucket: written again"
+            for c in changes
+            if c.action == "restored"
         ]
-        manifest = self._manifest(fetched, digest, parts, changes, warnings)
+        manifest = self._manifest(fetched, digest, parts, changes, list(accepted.values()))
         key = manifest_key(request.source, survey, request.requested_at, digest)
         self.lander.commit(manifest, key)
         for name, part in zip(to_write, parts, strict=True):
@@ -318,7 +319,7 @@ class BulkMirror:
         counts = {action: sum(c.action == action for c in changes) for action in ("added", "changed", "restored")}
         counts.update(deleted=len(to_delete), unchanged=len(plan.unchanged), records=manifest.record_count)
         logger.info("bulk mirror synced", extra={"survey": survey, **counts})
-        return self.lander.record_landing(manifest, key, counts)
+        return self.lander.record_landing(manifest, key, counts, restored=restored)
 
     def _restage(
         self, fetched: BulkFetch, mirrored: dict[str, dict[str, Any]], digest: str, missing: list[str]
@@ -339,12 +340,13 @@ class BulkMirror:
             for n, m in sorted(mirrored.items())
             if n in fetched.listed and m.get("sha256") and not m.get("lost")
         ]
-        warning = f"landed again to restore {len(missing)} missing staging file(s): {', '.join(missing[:3])}"
         logger.warning("staging files missing; the mirrored files are landed again", extra={"missing": missing[:20]})
-        manifest = self._manifest(fetched, digest, parts, [], [warning])
+        manifest = self._manifest(fetched, digest, parts, [], [])
         key = manifest_key(fetched.request.source, survey, fetched.request.requested_at, digest)
         self.lander.commit(manifest, key)
-        return self.lander.record_landing(manifest, key, {"restaged": len(parts), "records": manifest.record_count})
+        restored = [f"staging file {k} was missing: the mirrored files are landed again to stage it" for k in missing]
+        counts = {"restaged": len(parts), "records": manifest.record_count}
+        return self.lander.record_landing(manifest, key, counts, restored=restored)
 
     def _manifest(
         self, fetched: BulkFetch, digest: str, parts: list[ManifestPart], changes: list[FileChange], warnings: list[str]

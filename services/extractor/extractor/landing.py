@@ -151,6 +151,7 @@ class Fetched:
     measures: dict[str, Any] = field(default_factory=dict)
     # The evidence disproved wholeness on the request's last receive: land raw and hold instead of failing again.
     incomplete: IncompleteSnapshot | None = None
+    restored: list[str] = field(default_factory=list)  # what this landing restores (self-healing), in words
 
     @property
     def records(self) -> int:
@@ -249,9 +250,7 @@ class Lander:
             missing = self.missing_staging(previous)
             if not missing:
                 return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
-            fetched.warnings.append(
-                f"landed again to restore {len(missing)} missing staging file(s): {', '.join(missing[:3])}"
-            )
+            fetched.restored.extend(f"staging file {key} was missing: landed again to stage it" for key in missing)
             logger.warning("staging files missing; landing again", extra={"missing": missing[:20]})
         newer = previous.get("fetched_at")
         if newer and newer > fetched.fetched_at.isoformat():
@@ -281,7 +280,8 @@ class Lander:
         self.commit(manifest, key)
         telemetry.count("BytesLanded", bytes_written, MetricUnit.Bytes, source=request.source.value)
         telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
-        return self.record_landing(manifest, key, {"records": fetched.records, "parts": len(parts)}, fetched.measures)
+        counts = {"records": fetched.records, "parts": len(parts)}
+        return self.record_landing(manifest, key, counts, fetched.measures, fetched.restored)
 
     def write_parts(self, fetched: Fetched) -> tuple[list[ManifestPart], int]:
         """Write every part of a fetch (a shared part once); returns them as manifest parts, and the bytes written."""
@@ -497,7 +497,12 @@ class Lander:
         )
 
     def record_landing(
-        self, manifest: Manifest, key: str, counts: dict[str, int], measures: dict[str, Any] | None = None
+        self,
+        manifest: Manifest,
+        key: str,
+        counts: dict[str, int],
+        measures: dict[str, Any] | None = None,
+        restored: list[str] | None = None,
     ) -> dict[str, Any]:
         """After the manifest: remember the hash (change detection) and announce the landing.
 
@@ -539,6 +544,7 @@ class Lander:
                 dataset=manifest.dataset,
                 manifest_key=key,
                 warnings=manifest.warnings,
+                restored=restored or [],
                 counts=counts,
                 keys=[p.key for p in manifest.parts],
             ),

@@ -452,6 +452,7 @@ class RunReport:
     skipped_marts: list[str]
     unbuilt_marts: dict[str, str]  # of the skipped ones, those that could not be built: mart -> why
     held: dict[str, DatasetHeld]  # snapshots held in the run (the dataset's outcome may be staged for other files)
+    restored: dict[str, list[str]]  # what the run found missing and landed again (self-healing)
     model_failures: list[StageFailed]
     run_failures: list[StageFailed]
     stage_seconds: dict[str, float]
@@ -487,6 +488,7 @@ class RunReport:
             "marts": dict(sorted(self.marts.items())),
             "skipped": sorted(self.skipped_marts),
             "held": sorted(self.held),
+            "restored": sorted(self.restored),
             "model_failures": sorted(f"{f.check}|{f.reason}" for f in self.model_failures),
             "modeled": self.modeled_after_staging,
         }
@@ -504,6 +506,7 @@ class _Tally:
     skipped: set[str] = field(default_factory=set)
     skipped_reasons: dict[str, str] = field(default_factory=dict)
     held: dict[str, DatasetHeld] = field(default_factory=dict)
+    restored: dict[str, list[str]] = field(default_factory=dict)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
@@ -512,8 +515,7 @@ class _Tally:
 
     def add(self, event: PipelineEvent) -> None:
         ref, outcome = dataset_ref(event), terminal_outcome(event)
-        if isinstance(event, DatasetHeld) and ref:
-            self.held[ref] = event  # told even when other files of the same landing are staged after it
+        self._warnings_of(event, ref)
         if ref and outcome:
             self.outcomes[ref] = (outcome, event)  # in time order: the latest outcome wins
             self.in_flight.discard(ref)
@@ -547,6 +549,13 @@ class _Tally:
             self.model_failures.append(event)
         elif isinstance(event, StageFailed) and outcome is None:
             self.run_failures.append(event)
+
+    def _warnings_of(self, event: PipelineEvent, ref: str | None) -> None:
+        """Holds and self-healing are told in the summary even when the dataset's outcome is staged."""
+        if isinstance(event, DatasetHeld) and ref:
+            self.held[ref] = event
+        elif isinstance(event, DatasetExtracted) and ref and event.restored:
+            self.restored[ref] = event.restored
 
     def stage_seconds(self, t0: datetime | None, last_at: datetime | None) -> dict[str, float]:
         m = self.marks
@@ -609,6 +618,7 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         skipped_marts=sorted(tally.skipped),
         unbuilt_marts={n: r for n, r in sorted(tally.skipped_reasons.items()) if n in tally.skipped},
         held=dict(sorted(tally.held.items())),
+        restored=dict(sorted(tally.restored.items())),
         model_failures=tally.model_failures,
         run_failures=tally.run_failures,
         stage_seconds=tally.stage_seconds(t0, last_at),
@@ -636,13 +646,9 @@ def summary_counts(report: RunReport) -> dict[str, int]:
 
 
 def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
-    lines = []
-    for ref, (outcome, event) in sorted(report.outcomes.items()):
-        if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
-            lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
-
-        elif outcome == "failed" and isinstance(event, StageFailed):
-            lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
+    lines = _dataset_attention(report, links)
+    for ref, restored in report.restored.items():
+        lines += [f"  restored {ref}: {what}" for what in restored]
     for ref, held in report.held.items():
         lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
     for failure in report.model_failures:
@@ -651,6 +657,27 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
         lines.append(f"  not rebuilt {mart}: {reason} (previous version kept)")
     for failure in report.run_failures:
         lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
+    lines += _pending_attention(report)
+    if report.expected is None:
+        lines.append("  run.started was never received: the expected datasets are unknown")
+    if report.staged_any and not report.modeled_after_staging:
+        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
+    return lines
+
+
+def _dataset_attention(report: RunReport, links: ConsoleLinks) -> list[str]:
+    lines = []
+    for ref, (outcome, event) in sorted(report.outcomes.items()):
+        if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
+            lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
+
+        elif outcome == "failed" and isinstance(event, StageFailed):
+            lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
+    return lines
+
+
+def _pending_attention(report: RunReport) -> list[str]:
+    lines = []
     for ref in report.pending:
         if ref in report.in_flight:
             lines.append(
@@ -662,10 +689,6 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
                 f"  no outcome {ref}: nothing was heard of it before the run was closed; look for its ExtractRequest "
                 f"in ExtractDLQ ({RUNBOOK}#run-not-settled)"
             )
-    if report.expected is None:
-        lines.append("  run.started was never received: the expected datasets are unknown")
-    if report.staged_any and not report.modeled_after_staging:
-        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
     return lines
 
 
