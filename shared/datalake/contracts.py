@@ -88,6 +88,16 @@ class ExtractParams(_Contract):
         return self
 
 
+class Continuation(_Contract):
+    """Marks an ExtractQueue message that continues a paged extraction another invocation checkpointed.
+
+    ``segment`` is the checkpoint it resumes from (1, 2, ...): each continuation is its own unit of work (its own
+    idempotency record), and only the message holding the checkpoint's current segment may page further.
+    """
+
+    segment: int = Field(ge=1, le=100_000)
+
+
 class ExtractRequest(_Contract):
     """The body of one ExtractQueue message: one series or dataset to fetch."""
 
@@ -97,15 +107,24 @@ class ExtractRequest(_Contract):
     params: ExtractParams = Field(default_factory=ExtractParams)
     trigger: Trigger = Trigger.SCHEDULE
     requested_at: datetime = Field(default_factory=utc_now)
+    continuation: Continuation | None = None
 
     @model_validator(mode="after")
     def _dataset_matches_source(self) -> ExtractRequest:
         validate_dataset_id(self.source, self.dataset)
+        if self.continuation is not None and self.source is not Source.SOCRATA:
+            raise ValueError(f"only a Socrata extraction is paged across invocations, not {self.source.value}")
         return self
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.run_id}#{self.source.value}#{self.dataset}"
+        """The business key of the unit of work (the extractor's JMESPath ``IDEMPOTENCY_KEY`` computes the same)."""
+        base = f"{self.run_id}#{self.source.value}#{self.dataset}"
+        return f"{base}#{self.continuation.segment}" if self.continuation is not None else base
+
+    def continued(self, segment: int) -> ExtractRequest:
+        """The message that resumes this extraction from checkpoint ``segment``."""
+        return self.model_copy(update={"continuation": Continuation(segment=segment)})
 
 
 class ManifestPart(_Contract):

@@ -1,7 +1,9 @@
 """The data lake's key layout: the only place that knows how keys are spelled.
 
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.json        a single-object landing
-landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}/part-00000.json   parts of a paged landing
+landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{token}/part-00000.json   parts of a paged landing (Socrata:
+                                                     the token names the run's fetch, as pages land before the hash
+                                                     of the whole is known; a checkpoint waits in _checkpoint/)
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.manifest.json   commits the landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.held.json   a snapshot landed raw but held
                                                      (not proven whole, or an implausible drop): never staged
@@ -55,6 +57,12 @@ def landing_key(source: Source, dataset: str, moment: datetime, sha256: str, suf
 def landing_part_key(source: Source, dataset: str, moment: datetime, sha256: str, index: int, suffix: str) -> str:
     """Key of one part of a multi-object landing (a Socrata page, a metadata document)."""
     return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}/part-{index:05d}{suffix}"
+
+
+def checkpoint_prefix(source: Source, dataset: str, moment: datetime, token: str) -> str:
+    """Where a paged extraction that spans invocations keeps its checkpoint, beside the parts it landed so far
+    (``{run_ts}-{token}/part-NNNNN.json``): ``{run_ts}-{token}/_checkpoint/``. Removed when the extraction ends."""
+    return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{token[:12]}/_checkpoint/"
 
 
 def manifest_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:

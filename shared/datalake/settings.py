@@ -51,6 +51,11 @@ class ExtractorSettings(StorageSettings):
     socrata_url: str = Field(default="https://analisi.transparenciacatalunya.cat/", alias="SOCRATA_URL")
     daily_window_years: int = Field(default=3, alias="DAILY_WINDOW_YEARS", ge=1, le=20)
     socrata_page_size: int = Field(default=50_000, alias="SOCRATA_PAGE_SIZE", ge=1, le=50_000)
+    # A paged extraction hands over to a continuation message before the invocation's time runs out; this also
+    # caps the pages one invocation fetches (0: only the time budget decides).
+    socrata_pages_per_invocation: int = Field(default=0, alias="SOCRATA_PAGES_PER_INVOCATION", ge=0)
+    # Continuations and postponed records go back to the ExtractQueue.
+    extract_queue_url: str = Field(alias="EXTRACT_QUEUE_URL", min_length=8)
     max_payload_bytes: int = Field(default=512 * 1024 * 1024, alias="MAX_PAYLOAD_BYTES", ge=1024)
     # The ExtractQueue's maxReceiveCount (the template sets both from one value; a test holds them equal): on
     # that receive a transient failure is dead-lettered by the extractor itself, with its reason.

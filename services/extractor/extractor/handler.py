@@ -13,6 +13,9 @@ Powertools wiring only; the work is in the connectors (bls_api, bls_bulk, snapsh
   on its last receive (``maxReceiveCount``): SQS would move it to the DLQ with no reason, so the extractor
   dead-letters it itself, with the reason of that last failure. A DataUSA or Socrata payload that is still bad on
   that receive (HTML, truncated JSON, not UTF-8) is landed as it is instead, for the transformer to quarantine.
+- A Socrata extraction that does not fit one invocation checkpoints and continues in a new message
+  (``extractor.socrata``). A record reached with less than ``MIN_START_SECONDS`` left is not started: it goes back
+  to the queue as a new message (postponed), so a long record never starves the rest of its batch.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ from datalake.observability import logger, metrics, tracer
 from datalake.records import ExtractRecord
 from datalake.settings import ExtractorSettings, settings_for
 from datalake.state import StateError
-from extractor.budget import time_budget
+from extractor.budget import current_budget, time_budget
 from extractor.domain import deferral_seconds
 from extractor.errors import Deferred, ExtractionError, PermanentFailure
+from extractor.paging import MIN_START_SECONDS
 from extractor.queues import QueueError
 from extractor.service import Invocation
 from extractor.telemetry import telemetry
@@ -53,7 +57,12 @@ settings = settings_for(ExtractorSettings)
 # A batch whose every record failed (a quota day) is reported record by record, like any partial failure: the
 # deferred visibility timeouts then hold, and the function does not count an error for a refusal by the source.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-config = idempotency_config("join('#', [run_id, source, dataset])")
+# A continuation of a paged extraction is a unit of work of its own: its key adds the checkpoint segment it resumes.
+IDEMPOTENCY_KEY = (
+    "continuation && join('#', [run_id, source, dataset, to_string(continuation.segment)])"
+    " || join('#', [run_id, source, dataset])"
+)
+config = idempotency_config(IDEMPOTENCY_KEY)
 
 
 def extract(request: ExtractRequest, invocation: Invocation, final: bool = False) -> dict[str, Any]:
@@ -113,7 +122,8 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
 
     Returns
     -------
-    The outcome; a permanent failure is dead-lettered with its reason and counts as done.
+    The outcome; a permanent failure is dead-lettered with its reason and counts as done; a record postponed for
+    lack of time is sent back to the queue and counts as done.
 
     Raises
     ------
@@ -128,6 +138,10 @@ def record_handler(record: SQSRecord, invocation: Invocation) -> dict[str, Any]:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
         return invocation.dead_letter(record, None, f"invalid ExtractRequest: {problems}"[:1000])
     logger.set_correlation_id(request.run_id)
+    budget = current_budget()
+    if invocation.started and budget is not None and budget.remaining() < MIN_START_SECONDS:
+        return invocation.postpone(record, request)  # the records before it used the time
+    invocation.started += 1
     logger.append_keys(source=request.source.value, dataset=request.dataset)
     try:
         outcome = idempotency(settings.idempotency_table).extract(

@@ -40,7 +40,7 @@ from datalake.contracts import (
     ManifestPart,
 )
 from datalake.events import publish_event
-from datalake.lake import LakeError, LakeStore, PutResult
+from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import held_key, landing_key, landing_part_key, manifest_key
 from datalake.state import ConditionFailed, StateStore, dataset_pk
 from extractor.domain import sha256_hex
@@ -93,6 +93,7 @@ class FetchedPart:
     name: str | None = None  # the upstream file name (a bulk file)
     shared: SharedObject | None = None
     select_series: str | None = None  # the series this landing takes from a shared BLS API response
+    written: PutResult | None = None  # already in the bucket at its final key (a page landed while paging)
 
     @classmethod
     def of_bytes(cls, body: bytes, role: Role, records: int | None, source_url: str) -> FetchedPart:
@@ -133,6 +134,7 @@ class FetchedPart:
     def close(self) -> None:
         if self.download is not None:
             self.download.close()
+            self.download = None
 
 
 @dataclass
@@ -145,6 +147,9 @@ class Fetched:
     parts: list[FetchedPart]
     warnings: list[str] = field(default_factory=list)
     paged: bool = False  # True: parts under {run_ts}-{sha12}/part-NNNNN; False: one object {run_ts}-{sha12}.json
+    # Names the paged parts' folder instead of the content hash (a Socrata extraction lands pages before the hash
+    # of the whole is known: ``extractor.paging.paging_token``).
+    part_token: str | None = None
     fetched_at: datetime = field(default_factory=now_utc)  # when the fetch started: the order of landings
     proof: dict[str, int | str | bool] = field(default_factory=dict)  # the source's evidence it is whole
     # What the plausibility guard compares with the next snapshot, remembered in the state: ``rows``, ``years``.
@@ -156,6 +161,10 @@ class Fetched:
     @property
     def records(self) -> int:
         return sum(p.records or 0 for p in self.parts if p.role == "data")
+
+    @property
+    def written_keys(self) -> list[str]:
+        return [p.written.key for p in self.parts if p.written is not None]
 
     def close(self) -> None:
         for part in self.parts:
@@ -249,11 +258,13 @@ class Lander:
         if previous.get("content_sha256") == fetched.content_sha256:
             missing = self.missing_staging(previous)
             if not missing:
+                self.discard_written(fetched, previous)
                 return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
             fetched.restored.extend(f"staging file {key} was missing: landed again to stage it" for key in missing)
             logger.warning("staging files missing; landing again", extra={"missing": missing[:20]})
         newer = previous.get("fetched_at")
         if newer and newer > fetched.fetched_at.isoformat():
+            self.discard_written(fetched, previous)
             return self.superseded(request, newer)
         drop = self.implausible(request, previous, fetched)
         if drop is not None:
@@ -284,9 +295,9 @@ class Lander:
         return self.record_landing(manifest, key, counts, fetched.measures, fetched.restored)
 
     def write_parts(self, fetched: Fetched) -> tuple[list[ManifestPart], int]:
-        """Write every part of a fetch (a shared part once); returns them as manifest parts, and the bytes written."""
+        """Write every part of a fetch (a shared part once, a part landed while paging not again); returns them as
+        manifest parts, and the bytes written."""
         request = fetched.request
-        moment = request.requested_at
         parts: list[ManifestPart] = []
         bytes_written = 0
         for index, part in enumerate(fetched.parts):
@@ -305,32 +316,68 @@ class Lander:
                     )
                 )
                 continue
-            if fetched.paged:
-                key = landing_part_key(
-                    request.source, request.dataset, moment, fetched.content_sha256, index, part.suffix
-                )
-            else:
-                key = landing_key(request.source, request.dataset, moment, fetched.content_sha256, part.suffix)
-            written = put_object(
-                self.lake,
-                key,
-                part.stream(),
-                object_metadata(request.run_id, part.source_url, part.sha256, part.records),
-                part.content_type,
-            )
-            bytes_written += part.size
+            if part.written is None:
+                if fetched.paged:
+                    self.write_part(request, fetched.part_token or fetched.content_sha256, index, part)
+                else:
+                    key = landing_key(
+                        request.source, request.dataset, request.requested_at, fetched.content_sha256, part.suffix
+                    )
+                    part.written = self._put(request, key, part)
+                bytes_written += part.size
             parts.append(
                 ManifestPart(
-                    key=key,
+                    key=part.written.key,
                     sha256=part.sha256,
                     bytes=part.size,
                     records=part.records,
-                    version_id=written.version_id,
+                    version_id=part.written.version_id,
                     role=part.role,
                     name=part.name,
                 )
             )
         return parts, bytes_written
+
+    def write_part(self, request: ExtractRequest, folder: str, index: int, part: FetchedPart) -> PutResult:
+        """Write part ``index`` of a paged landing at ``{run_ts}-{folder[:12]}/part-NNNNN``; the part then holds what
+        was written (and its spool is freed).
+
+        Raises
+        ------
+        LakeError
+            When S3 refuses.
+        """
+        key = landing_part_key(request.source, request.dataset, request.requested_at, folder, index, part.suffix)
+        part.written = self._put(request, key, part)
+        part.close()
+        return part.written
+
+    def _put(self, request: ExtractRequest, key: str, part: FetchedPart) -> PutResult:
+        return put_object(
+            self.lake,
+            key,
+            part.stream(),
+            object_metadata(request.run_id, part.source_url, part.sha256, part.records),
+            part.content_type,
+        )
+
+    def discard_written(self, fetched: Fetched, previous: dict[str, Any]) -> None:
+        """A fetch that replaces nothing (unchanged, superseded): delete the parts it landed while paging, unless the
+        landing the state holds is this very fetch's (a retry after its commit) and names them."""
+        keys = fetched.written_keys
+        if not keys:
+            return
+        kept: set[str] = set()
+        if previous.get("manifest_key"):
+            try:
+                committed = Manifest.model_validate_json(self.lake.get_bytes(previous["manifest_key"]))
+                kept = {p.key for p in committed.parts}
+            except ObjectMissing:
+                kept = set()
+        for key in keys:
+            if key not in kept:
+                self.lake.delete(key)
+        logger.info("parts landed while paging discarded", extra={"parts": len([k for k in keys if k not in kept])})
 
     # -- guards -----------------------------------------------------------------------------------------------
     def missing_staging(self, previous: dict[str, Any]) -> list[str]:

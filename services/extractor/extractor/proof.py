@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,9 +94,12 @@ class IdLedger:
     holds the snapshot, it never loses a row.
     """
 
+    BUCKETS = 256
+
     def __init__(self) -> None:
-        self.buckets = [array("Q") for _ in range(256)]
+        self.buckets = [array("Q") for _ in range(self.BUCKETS)]
         self.count = 0
+        self._saved = [0] * self.BUCKETS  # per bucket, the digests already written to a checkpoint segment
 
     def add(self, row_id: str) -> None:
         digest = int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "big")
@@ -104,6 +108,48 @@ class IdLedger:
 
     def duplicates(self) -> int:
         return sum(len(bucket) - len(set(bucket)) for bucket in self.buckets)
+
+    # -- checkpoints: a paged extraction spans invocations, and its ids must be unique across all of them ------
+    def unsaved_segment(self) -> bytes:
+        """The digests added since the last segment, as one segment: 256 little-endian uint32 counts, then the
+        digests (uint64, little-endian) bucket by bucket. Marks them saved."""
+        counts = array("I", (len(b) - s for b, s in zip(self.buckets, self._saved, strict=True)))
+        body = array("Q")
+        for bucket, saved in zip(self.buckets, self._saved, strict=True):
+            body.extend(bucket[saved:])
+        if sys.byteorder != "little":
+            counts.byteswap()
+            body.byteswap()
+        self._saved = [len(b) for b in self.buckets]
+        return counts.tobytes() + body.tobytes()
+
+    def load_segment(self, segment: bytes) -> None:
+        """Add the digests of a segment written by ``unsaved_segment`` (a checkpoint being resumed); they count as
+        saved.
+
+        Raises
+        ------
+        ValueError
+            When the bytes are not a whole segment.
+        """
+        header = 4 * self.BUCKETS
+        counts = array("I")
+        counts.frombytes(segment[:header])
+        body = array("Q")
+        if len(segment) < header or (len(segment) - header) % 8:
+            raise ValueError(f"an id ledger segment of {len(segment)} bytes is not whole")
+        body.frombytes(segment[header:])
+        if sys.byteorder != "little":
+            counts.byteswap()
+            body.byteswap()
+        if sum(counts) != len(body):
+            raise ValueError(f"an id ledger segment counts {sum(counts)} ids but holds {len(body)}")
+        start = 0
+        for index, count in enumerate(counts):
+            self.buckets[index].extend(body[start : start + count])
+            start += count
+        self.count += len(body)
+        self._saved = [len(b) for b in self.buckets]
 
 
 @dataclass

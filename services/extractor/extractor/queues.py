@@ -1,4 +1,5 @@
-"""SQS adapter: dead-letter a permanently failed request with its reason; defer a quota-limited one."""
+"""SQS adapter: dead-letter a permanently failed request with its reason; defer a quota-limited one; send a request
+back to the ExtractQueue (the continuation of a paged extraction, or a record postponed for lack of time)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.aws import client
+from datalake.contracts import ExtractRequest
 from extractor.domain import queue_name_of
 
 logger = Logger(child=True)
@@ -20,8 +22,9 @@ class QueueError(RuntimeError):
 
 
 class ExtractQueues:
-    def __init__(self, dlq_url: str, sqs: Any | None = None) -> None:
+    def __init__(self, dlq_url: str, queue_url: str, sqs: Any | None = None) -> None:
         self.dlq_url = dlq_url
+        self.extract_queue_url = queue_url
         self._sqs = sqs
         self._urls: dict[str, str] = {}
 
@@ -53,6 +56,28 @@ class ExtractQueues:
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"cannot send to the ExtractDLQ {self.dlq_url}: {exc}") from exc
         return response["MessageId"]
+
+    def send(self, request: ExtractRequest) -> str:
+        """Send a request to the ExtractQueue as a new message (its receive count starts again).
+
+        Raises
+        ------
+        QueueError
+            When SQS refuses.
+        """
+        return self.send_body(request.model_dump_json())
+
+    def send_body(self, body: str) -> str:
+        """Send a message body to the ExtractQueue as it is (a postponed record).
+
+        Raises
+        ------
+        QueueError
+        """
+        try:
+            return self.sqs.send_message(QueueUrl=self.extract_queue_url, MessageBody=body)["MessageId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"cannot send to the ExtractQueue {self.extract_queue_url}: {exc}") from exc
 
     def queue_url(self, queue_arn: str) -> str:
         if queue_arn not in self._urls:

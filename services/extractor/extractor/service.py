@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from extractor.bls_api import BlsApiFetcher
     from extractor.http import HttpClient
+    from extractor.socrata import SocrataExtraction
 
 logger = Logger(child=True)
 
@@ -54,9 +55,10 @@ class Invocation:
         self.lake = LakeStore(current.lake_bucket)
         self.state = StateStore(current.state_table)
         self.lander = Lander(self.lake, self.state, current.pipeline_topic_arn)
-        self.queues = ExtractQueues(current.extract_dlq_url)
+        self.queues = ExtractQueues(current.extract_dlq_url, current.extract_queue_url)
         self._http: HttpClient | None = None
         self._bls: BlsApiFetcher | None = None
+        self.started = 0  # records started in this invocation
 
     @property
     def http(self) -> HttpClient:
@@ -79,6 +81,22 @@ class Invocation:
                 self.http, self.settings.bls_api_url, key, datetime.now(UTC).date(), self.settings.daily_window_years
             )
         return self._bls
+
+    def socrata(self) -> SocrataExtraction:
+        """The Socrata connector: pages land as they come, and an extraction too long for one invocation continues
+        in a follow-up message from its checkpoint."""
+        from extractor.checkpoint import CheckpointStore
+        from extractor.socrata import SocrataExtraction
+
+        return SocrataExtraction(
+            self.http,
+            self.settings.socrata_url,
+            credentials.get(self.settings.socrata_app_token_param),
+            self.lander,
+            CheckpointStore(self.lake, self.state),
+            self.queues.send,
+            max_pages_per_invocation=self.settings.socrata_pages_per_invocation,
+        )
 
     # -- the batch ----------------------------------------------------------------------------------------------
     @staticmethod
@@ -124,21 +142,26 @@ class Invocation:
 
             fetched = fetch_datausa(self.http, self.settings.datausa_url, request, keep_bad=keep_bad)
         else:
-            from extractor.snapshots import fetch_socrata
-
-            fetched = fetch_socrata(
-                self.http,
-                self.settings.socrata_url,
-                request,
-                request.params.page_size or self.settings.socrata_page_size,
-                credentials.get(self.settings.socrata_app_token_param),
-                self.settings.max_payload_bytes,
-                keep_bad=keep_bad,
+            return self.socrata().run(
+                request, request.params.page_size or self.settings.socrata_page_size, keep_bad=keep_bad
             )
         try:
             return self.lander.land(fetched)
         finally:
             fetched.close()
+
+    def postpone(self, record: SQSRecord, request: ExtractRequest) -> dict:
+        """Send a record the invocation has no time left for back to the ExtractQueue, as it is.
+
+        Raises
+        ------
+        QueueError
+            When SQS refuses: the record then fails and returns after its visibility timeout.
+        """
+        self.queues.send_body(record.body)
+        telemetry.count("RecordsPostponed", source=request.source.value)
+        logger.info("record postponed: too little time left in this invocation", extra={"dataset": request.dataset})
+        return {"outcome": "postponed", "source": request.source.value, "dataset": request.dataset}
 
     def dead_letter(
         self,

@@ -49,6 +49,7 @@ def test_paging_returns_every_row_exactly_once(extractor, aws, replay, lambda_co
         "rows_without_id": 0,
         "pages": 9,
         "page_size": 7,
+        "invocations": 1,
     }
     # AND the metadata is landed beside the rows, byte for byte
     [metadata] = [p for p in manifest.parts if p.role == "metadata"]
