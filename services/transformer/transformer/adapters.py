@@ -30,7 +30,7 @@ from datalake.lake import LakeError, LakeStore, ObjectMissing
 from datalake.layout import QUARANTINE, retired_prefix, staging_partition_prefix, staging_table_prefix
 from datalake.lease import Lease, LeaseBusy
 from datalake.state import StateError, StateStore, dataset_pk, to_item
-from transformer.domain import PayloadRejected, align
+from transformer.domain import PayloadRejected, align, is_text_dictionary
 from transformer.schemas import TableSpec, glue_columns
 
 logger = Logger(child=True)
@@ -41,11 +41,13 @@ PARQUET_TYPE = "application/vnd.apache.parquet"
 # it, starting and joining the thread costs more than the hashing it would overlap (a 1.6 MB file hashes in ~1 ms).
 BACKGROUND_HASH_BYTES = 16 << 20
 # Parquet written the same way every time: the bytes depend on the rows only (no timestamps in the footer).
+# pyarrow's own schema is not stored: text held dictionary-encoded in memory (``domain.label``) is read back as
+# plain text, and Parquet's own types carry the rest (int32, double, timestamps in UTC, dates, nested points).
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
     "version": "2.6",
     "data_page_version": "1.0",
-    "store_schema": True,
+    "store_schema": False,
 }
 ROW_GROUP_ROWS = 128_000
 SAMPLE_ROWS = 10_000  # rows that decide each column's encoding
@@ -244,6 +246,32 @@ class _HashingFile:
             self.closed = True
 
 
+def compact_dictionaries(table: pa.Table) -> pa.Table:
+    """Each dictionary-encoded column with only the values its rows use, in the order they first appear.
+
+    The Parquet writer writes a dictionary column's whole dictionary into every row group; compacted, a row group
+    gets the dictionary it would get from the same rows as plain text (the same bytes, in fact).
+    """
+    arrays = []
+    changed = False
+    for column in table.columns:
+        if not pa.types.is_dictionary(column.type):
+            arrays.append(column)
+            continue
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        if len(array.dictionary) == 1 and array.null_count < len(array):
+            arrays.append(array)  # a label: its one value is used
+            continue
+        used = pc.unique(array.indices).drop_null()
+        values = array.dictionary.take(used)
+        if len(pc.unique(values)) != len(values):  # two codes for one value: encode the text again
+            arrays.append(pc.dictionary_encode(array.dictionary_decode()))
+        else:
+            arrays.append(pa.DictionaryArray.from_arrays(pc.index_in(array.indices, value_set=used), values))
+        changed = True
+    return pa.Table.from_arrays(arrays, schema=table.schema) if changed else table
+
+
 def column_options(sample: pa.Table) -> dict[str, Any]:
     """Dictionary encoding and statistics where they pay, decided from the first row group's data.
 
@@ -257,6 +285,10 @@ def column_options(sample: pa.Table) -> dict[str, Any]:
     for field in sample.schema:
         if pa.types.is_nested(field.type):
             continue  # points kept raw in quarantine: plain encoding, no statistics
+        if is_text_dictionary(field.type):  # a label repeated on every row (``domain.label``)
+            dictionary.append(field.name)
+            statistics.append(field.name)
+            continue
         low = pc.count_distinct(sample.column(field.name)).as_py() <= limit
         text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
         if low:
@@ -267,41 +299,85 @@ def column_options(sample: pa.Table) -> dict[str, Any]:
 
 
 class ParquetSpool:
-    """Writes batches to a temporary Parquet file, hashing it on the way, so it can be named by its sha256."""
+    """Writes batches to a temporary Parquet file, hashing it on the way, so it can be named by its sha256.
 
-    def __init__(self, schema: pa.Schema, directory: str | None = None) -> None:
+    ``plain_columns``: write as ``table_bytes`` does with them (a dictionary for every other column, statistics for
+    all), so a file spooled piece by piece has the bytes of the same rows written at once; None decides the
+    encoding from the first row group. ``background``: row groups are written on a worker thread (pyarrow releases
+    the GIL), so encoding one overlaps with preparing the next.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        directory: str | None = None,
+        plain_columns: tuple[str, ...] | None = None,
+        background: bool = False,
+    ) -> None:
         self.schema = schema
         handle, self.path = tempfile.mkstemp(suffix=".parquet", dir=directory)
         os.close(handle)
+        self.plain_columns = plain_columns
+        self.physical: pa.Schema | None = None  # the schema written: ``schema``, with text kept dictionary-encoded
         self._sink: _HashingFile | None = None
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self.rows = 0
+        self._worker = _RowGroupWorker() if background else None
 
     def write(self, table: pa.Table) -> None:
         """Buffer rows into row groups of ROW_GROUP_ROWS, so the file's layout does not depend on batch sizes."""
         if not table.num_rows:
             return
-        if not table.schema.equals(self.schema):
-            table = table.cast(self.schema)
+        table = self._conform(table)
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
         while self._pending_rows >= ROW_GROUP_ROWS:
             self._flush(ROW_GROUP_ROWS)
 
+    def _conform(self, table: pa.Table) -> pa.Table:
+        """Every batch in one physical schema: the first batch's, as ``align`` gives it (encoded text stays so)."""
+        if self.physical is None:
+            self.physical = align(table, self.schema).schema
+        if table.schema.equals(self.physical):
+            return table
+        arrays = []
+        for field in self.physical:
+            column = table.column(field.name) if field.name in table.column_names else pa.nulls(len(table), field.type)
+            if column.type != field.type:
+                if is_text_dictionary(field.type) and pa.types.is_string(column.type):
+                    column = pc.dictionary_encode(column)
+                else:
+                    column = pc.cast(column, field.type)
+            arrays.append(column)
+        return pa.Table.from_arrays(arrays, schema=self.physical)
+
     def _open(self, first: pa.Table) -> pq.ParquetWriter:
         if self._writer is None:
             self._sink = _HashingFile(self.path)
-            options = {**PARQUET_OPTIONS, **column_options(first)}
-            self._writer = pq.ParquetWriter(self._sink, self.schema, **options)
+            if self.plain_columns is None:
+                encoding = column_options(first)
+            else:
+                encoding = {
+                    "use_dictionary": [n for n in self.schema.names if n not in self.plain_columns],
+                    "write_statistics": True,
+                }
+            self._writer = pq.ParquetWriter(self._sink, first.schema, **{**PARQUET_OPTIONS, **encoding})
         return self._writer
 
     def _flush(self, rows: int) -> None:
-        pending = pa.concat_tables(self._pending)
+        pending = self._pending[0] if len(self._pending) == 1 else pa.concat_tables(self._pending)
         head, tail = pending.slice(0, rows), pending.slice(rows)
-        self._open(head).write_table(head, row_group_size=ROW_GROUP_ROWS)
+        if any(column.num_chunks > 1 for column in head.columns):
+            head = head.combine_chunks()  # a row group written from one chunk per column, as table_bytes writes it
+        head = compact_dictionaries(head)
+        writer = self._open(head)
+        if self._worker is not None:
+            self._worker.submit(lambda: writer.write_table(head, row_group_size=ROW_GROUP_ROWS))
+        else:
+            writer.write_table(head, row_group_size=ROW_GROUP_ROWS)
         self._pending = [tail] if tail.num_rows else []
         self._pending_rows = tail.num_rows
         # hand freed buffers back to the OS between row groups: peak memory stays one row group deep
@@ -313,12 +389,16 @@ class ParquetSpool:
         elif self.rows == 0:
             empty = self.schema.empty_table()
             self._open(empty).write_table(empty)
+        if self._worker is not None:
+            self._worker.join()
         self._writer.close()
         self._writer = None
         self._sink.close()
         return SpooledFile(self.path, self._sink.digest.hexdigest(), self._sink.size, self.rows)
 
     def discard(self) -> None:
+        if self._worker is not None:
+            self._worker.join(raise_error=False)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -326,6 +406,36 @@ class ParquetSpool:
             self._sink.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+class _RowGroupWorker:
+    """Runs writes one at a time, in order, on a worker thread; at most one waits while another runs."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="row-group-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (task := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    task()
+                except BaseException as exc:  # noqa: BLE001 - raised in the owner's thread by join/submit
+                    self._error = exc
+
+    def submit(self, task: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(task)
+
+    def join(self, raise_error: bool = True) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
 
 
 def table_bytes(table: pa.Table, plain_columns: tuple[str, ...] | None = None) -> bytes:
@@ -343,7 +453,9 @@ def table_bytes(table: pa.Table, plain_columns: tuple[str, ...] | None = None) -
         }
     options = {**PARQUET_OPTIONS, **encoding}
     with pq.ParquetWriter(sink, table.schema, **options) as writer:
-        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+            group = table.slice(start, ROW_GROUP_ROWS)
+            writer.write_table(compact_dictionaries(group.combine_chunks()), row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue().to_pybytes()
 
 
@@ -452,18 +564,37 @@ class StagingStore:
         -------
         The key written.
         """
-        n = rows.num_rows
-        record = rows.append_column(
-            pa.field("_retired_at", pa.timestamp("us", tz="UTC")),
-            pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
-            if n
-            else pa.nulls(0, pa.timestamp("us", tz="UTC")),
-        ).append_column("_retired_by_run", pa.array([run_id] * n, pa.string()))
-        body = table_bytes(record)
+        body = table_bytes(retired_record(rows, run_id, datetime.now(UTC)))
         prefix = retired_prefix(spec.name, partition)
         key = f"{prefix}part-{group}-{hashlib.sha256(body).hexdigest()[:16]}.parquet"
         self.lake.put_bytes(key, body, metadata={"run-id": run_id}, content_type=PARQUET_TYPE)
         return key
+
+    def put_retired(
+        self, spec: TableSpec, partition: dict[str, str], group: str, spooled: SpooledFile, run_id: str
+    ) -> str:
+        """``write_retired`` for a retired-rows record spooled piece by piece (``retired_record`` per piece)."""
+        key = f"{retired_prefix(spec.name, partition)}part-{group}-{spooled.sha256[:16]}.parquet"
+        with open(spooled.path, "rb") as handle:
+            self.lake.upload_fileobj(key, handle, metadata={"run-id": run_id}, content_type=PARQUET_TYPE)
+        return key
+
+    def download(self, key: str, path: str) -> None:
+        """Stream a staging file to a local path (a large group is merged piece by piece, not read whole).
+
+        Raises
+        ------
+        LakeError
+        """
+        body = self.lake.open(key)
+        try:
+            with open(path, "wb") as out:
+                while chunk := body.read(READ_BYTES):
+                    out.write(chunk)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise LakeError(f"reading staging file {key} failed: {exc}") from exc
+        finally:
+            body.close()
 
     def _install(
         self, spec: TableSpec, partition: dict[str, str], group: str, digest: str, rows: int, upload: Any
@@ -479,6 +610,25 @@ class StagingStore:
             if old != key:
                 self.lake.delete(old)
         return WriteResult(key=key, changed=changed, rows=rows)
+
+
+RETIRED_FIELDS = (pa.field("_retired_at", pa.timestamp("us", tz="UTC")), pa.field("_retired_by_run", pa.string()))
+
+
+def retired_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([*schema, *RETIRED_FIELDS])
+
+
+def retired_record(rows: pa.Table, run_id: str, at: datetime) -> pa.Table:
+    """Rows leaving current staging, with when and by which run."""
+    n = rows.num_rows
+    return rows.append_column(RETIRED_FIELDS[0], constant_column(at, n, RETIRED_FIELDS[0].type)).append_column(
+        RETIRED_FIELDS[1], constant_column(run_id, n, pa.string())
+    )
+
+
+def constant_column(value: Any, length: int, data_type: pa.DataType) -> pa.Array:
+    return pc.fill_null(pa.nulls(length, data_type), pa.scalar(value, data_type))
 
 
 class QuarantineStore:

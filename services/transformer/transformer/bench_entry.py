@@ -124,8 +124,17 @@ def _part(lake: FolderLake, key: str, source: Path, role: str, name: str | None 
 
 
 def commit_landing(lake: FolderLake, kind: str, source: Path) -> tuple[str, Manifest]:
-    """Commit ``source`` as a landing of ``kind`` (``bls_bulk`` or ``socrata``); returns the manifest key."""
-    if kind == "bls_bulk":
+    """Commit ``source`` as a landing of ``kind`` (``bls_bulk``: a data file, or a survey's folder; ``socrata``);
+    returns the manifest key."""
+    if kind == "bls_bulk" and source.is_dir():  # a whole survey: its data, series and mapping files
+        files = sorted(f for f in source.iterdir() if f.is_file() and not f.name.startswith("."))
+        survey = files[0].name.split(".", 1)[0]
+        parts = [
+            _part(lake, bulk_mirror_key(survey, f.name), f, "data" if ".data." in f.name else "mapping", f.name)
+            for f in files
+        ]
+        src, dataset = Source.BLS_BULK, survey
+    elif kind == "bls_bulk":
         survey = source.name.split(".", 1)[0]
         parts = [_part(lake, bulk_mirror_key(survey, source.name), source, "data", source.name)]
         src, dataset = Source.BLS_BULK, survey

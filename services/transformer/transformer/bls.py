@@ -7,7 +7,7 @@ a row that fails one goes to quarantine with the first failing check as its reas
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from transformer.domain import (
     build_table,
     constant,
     evaluate,
+    label,
     parse_numbers,
     parse_years,
     rejected_schema_of,
@@ -32,7 +33,7 @@ from transformer.domain import (
     split_rows,
     trim,
 )
-from transformer.readers import ByteStream, iter_line_pieces, load_json_document, reject_html
+from transformer.readers import PIECE_BYTES, ByteStream, iter_line_pieces, load_json_document, reject_html
 from transformer.schemas import BLS_OBSERVATION, BLS_SERIES
 
 OBSERVATION_HEADER = ("series_id", "year", "period", "value", "footnote_codes")
@@ -123,6 +124,41 @@ def check_header(
         )
 
 
+def _open_tsv(
+    stream: ByteStream, name: str, part_key: str, expected: Sequence[str], required: Sequence[str], piece_bytes: int
+) -> tuple[tuple[str, ...], Iterable[bytes]]:
+    """The header (checked) and the file's pieces after it, each ending at a line end.
+
+    Raises
+    ------
+    PayloadRejected
+        An empty file, an HTML page or a header that does not match.
+    """
+    pieces = iter_line_pieces(stream, piece_bytes)
+    first = next(pieces, b"")
+    if not first or first.isspace():
+        raise PayloadRejected(f"{name} is empty", check="payload.empty", part_key=part_key)
+    reject_html(first[:512], name, part_key)
+    line_end = first.find(b"\n")
+    header_line = first if line_end < 0 else first[: line_end + 1]
+    header = _header(header_line, name, part_key)
+    check_header(header, name, part_key, expected, required)
+    return header, _chain([first[len(header_line) :]], pieces)
+
+
+def _parse_piece(piece: bytes, header: Sequence[str], malformed: list[dict[str, Any]], name: str, part_key: str):
+    try:
+        return _read_piece(piece, header, malformed)
+    except pa.ArrowInvalid as exc:
+        raise PayloadRejected(
+            f"{name} is not valid tab-separated text: {exc}", check="payload.tsv", part_key=part_key
+        ) from exc
+
+
+def _malformed_table(malformed: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(malformed, schema=pa.schema([(MALFORMED_LINE, pa.string()), ("_reason", pa.string())]))
+
+
 def read_tsv(
     stream: ByteStream, name: str, part_key: str, expected: Sequence[str] = (), required: Sequence[str] = ()
 ) -> TsvFile:
@@ -133,31 +169,14 @@ def read_tsv(
     PayloadRejected
         An empty file, an HTML page, a header that does not match, or text pyarrow cannot parse.
     """
-    pieces = iter_line_pieces(stream)
-    first = next(pieces, b"")
-    if not first or first.isspace():
-        raise PayloadRejected(f"{name} is empty", check="payload.empty", part_key=part_key)
-    reject_html(first[:512], name, part_key)
-    line_end = first.find(b"\n")
-    header_line = first if line_end < 0 else first[: line_end + 1]
-    header = _header(header_line, name, part_key)
-    check_header(header, name, part_key, expected, required)
+    header, pieces = _open_tsv(stream, name, part_key, expected, required, PIECE_BYTES)
     malformed: list[dict[str, Any]] = []
-    tables = []
-    rest = first[len(header_line) :]
-    for piece in _chain([rest], pieces):
-        if not piece or piece.isspace():
-            continue
-        try:
-            tables.append(_read_piece(piece, header, malformed))
-        except pa.ArrowInvalid as exc:
-            raise PayloadRejected(
-                f"{name} is not valid tab-separated text: {exc}", check="payload.tsv", part_key=part_key
-            ) from exc
+    tables = [
+        _parse_piece(piece, header, malformed, name, part_key) for piece in pieces if piece and not piece.isspace()
+    ]
     schema = pa.schema([(c, pa.string()) for c in header])
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    bad = pa.Table.from_pylist(malformed, schema=pa.schema([(MALFORMED_LINE, pa.string()), ("_reason", pa.string())]))
-    return TsvFile(name=name, header=header, table=table, malformed=bad)
+    return TsvFile(name=name, header=header, table=table, malformed=_malformed_table(malformed))
 
 
 # Blocks of one piece are parsed on pyarrow's threads; rows keep their order in the table either way.
@@ -269,8 +288,11 @@ def _observations(
     source_file: str,
     lineage: Lineage,
     extra_checks: Sequence[Check] = (),
+    first_record: int = 0,
 ) -> tuple[pa.Table, pa.Table]:
-    """Validate and type observation columns (trimmed text, blanks as null) against the staging schema."""
+    """Validate and type observation columns (trimmed text, blanks as null) against the staging schema.
+
+    ``first_record``: the position of the first row among the data records of its file (for rejected rows)."""
     series_id, year_text, period = columns["series_id"], columns["year"], columns["period"]
     value_text, footnotes = columns["value"], columns["footnote_codes"]
     # BLS prints "-" where a value is not available: a null value, not an error
@@ -303,12 +325,12 @@ def _observations(
             "period": period,
             "value": values,
             "footnote_codes": footnotes,
-            "source_file": constant(source_file, n, pa.string()),
+            "source_file": label(source_file, n),
         },
         lineage,
     )
     reason = add_duplicate_reasons(reason, typed, ("series_id", "year", "period"))
-    return split_rows(typed, raw, reason, lineage.source)
+    return split_rows(typed, raw, reason, lineage.source, first_record)
 
 
 def parse_bulk_observations(stream: ByteStream, name: str, survey: str, lineage: Lineage, part_key: str) -> Parsed:
@@ -326,6 +348,161 @@ def parse_bulk_observations(stream: ByteStream, name: str, survey: str, lineage:
     if tsv.malformed.num_rows:
         rejected = pa.concat_tables([rejected, _malformed_rejects(tsv, lineage.source)])
     return Parsed(valid=valid, rejected=rejected, rows_in=raw.num_rows + tsv.malformed.num_rows)
+
+
+class NotGroupedBySeries(Exception):  # noqa: N818 - a signal to stage the file whole, not an error
+    """The file's rows are not grouped by series (BLS sorts them): it cannot be staged series range by range."""
+
+
+# A bulk data file is staged in pieces of about this much text (~400,000 observations of a pr file), each cut at a
+# series boundary, so memory holds a few pieces (about 400 MB at the peak, measured), whatever the size of the file.
+BULK_PIECE_BYTES = 16 << 20
+
+
+@dataclass
+class ObservationPiece:
+    """The rows of a contiguous range of series of a bulk data file, parsed and checked."""
+
+    parsed: Parsed
+    first_series: str | None
+    last_series: str | None
+    records: int  # the data lines it holds (its rows, malformed lines included)
+
+
+def iter_bulk_observations(
+    stream: ByteStream,
+    name: str,
+    survey: str,
+    lineage: Lineage,
+    part_key: str,
+    piece_bytes: int | None = None,
+) -> Iterator[ObservationPiece]:
+    """A ``{survey}.data.*`` file to ``bls_observation`` rows, piece by piece, each piece ending at a series boundary
+    (the lines of a piece's last series wait for the next piece), so every key of a series, its duplicates
+    included, is checked within one piece. A clean piece takes the fast path (``transformer.bulk_fast``); any other
+    is parsed the exact way, with a reason for each rejected row and its record position in the file.
+
+    Raises
+    ------
+    PayloadRejected
+        When the file fails as a whole (empty, HTML, changed header, unparseable).
+    NotGroupedBySeries
+        When a series comes again after another one started: the caller stages the file whole instead.
+    """
+    from transformer.bulk_fast import fast_observations
+
+    header, pieces = _bulk_pieces(stream, name, part_key, piece_bytes or BULK_PIECE_BYTES)
+    previous_last: str | None = None
+    record = 0
+    for piece in pieces:
+        fast = fast_observations(piece, header, survey, name, lineage)
+        if fast is not None:
+            parsed, first, last = fast
+            if previous_last is not None and not first > previous_last:
+                raise NotGroupedBySeries(f"{name}: series {first} comes again after {previous_last}")
+            found = ObservationPiece(parsed, first, last, parsed.rows_in)
+        else:
+            malformed: list[dict[str, Any]] = []
+            raw = _parse_piece(piece, header, malformed, name, part_key)
+            series = trim(raw.column("series_id")).combine_chunks()
+            _check_grouped(series, previous_last, name)
+            found = _piece(raw, series, survey, name, lineage, record, malformed)
+        record += found.records
+        previous_last = found.last_series or previous_last
+        yield found
+
+
+def _bulk_pieces(
+    stream: ByteStream, name: str, part_key: str, piece_bytes: int
+) -> tuple[tuple[str, ...], Iterator[memoryview]]:
+    """The header (checked) and the file's data in pieces of about ``piece_bytes``, each ending where a series ends
+    (the lines of the last series move on to the next piece). Pieces are views of one buffer per read: the text is
+    copied once from the stream, not again for each cut.
+
+    Raises
+    ------
+    PayloadRejected
+        An empty file, an HTML page or a header that does not match.
+    """
+    first = stream.read(piece_bytes)
+    if not first or first.isspace():
+        raise PayloadRejected(f"{name} is empty", check="payload.empty", part_key=part_key)
+    reject_html(first[:512], name, part_key)
+    line_end = first.find(b"\n")
+    header_end = len(first) if line_end < 0 else line_end + 1
+    header = _header(first[:header_end], name, part_key)
+    check_header(header, name, part_key, OBSERVATION_HEADER)
+
+    def pieces() -> Iterator[memoryview]:
+        buffer = bytearray(first[header_end:])
+        while True:
+            chunk = stream.read(piece_bytes)
+            if not chunk:
+                if not buffer.isspace() and buffer:
+                    yield memoryview(buffer)
+                return
+            buffer += chunk
+            whole = buffer.rfind(b"\n") + 1  # the complete lines; a partial last line waits for more
+            cut = _last_series_start(buffer, whole) if whole else 0
+            if cut:
+                view, buffer = memoryview(buffer)[:cut], bytearray(buffer[cut:])
+                yield view
+
+    return header, pieces()
+
+
+def _series_of_line(data: bytes | bytearray, start: int, end: int) -> bytes:
+    tab = data.find(b"\t", start, end)
+    return bytes(data[start : end if tab < 0 else tab]).strip()
+
+
+def _last_series_start(data: bytes | bytearray, end: int) -> int:
+    """Where the lines of the last series of ``data[:end]`` (whole lines) begin; 0 when all of it is one series."""
+    while end and data[end - 1] in b"\r\n":
+        end -= 1
+    start = data.rfind(b"\n", 0, end) + 1
+    last = _series_of_line(data, start, end)
+    while start > 0:
+        previous = data.rfind(b"\n", 0, start - 1) + 1
+        if _series_of_line(data, previous, start - 1) != last:
+            return start
+        start = previous
+    return 0
+
+
+def _check_grouped(series: pa.Array, previous_last: str | None, name: str) -> None:
+    """Series ids never decrease within the piece, and the piece starts after the previous one's last series."""
+    n = len(series)
+    if n == 0:
+        return
+    if n > 1 and pc.any(pc.fill_null(pc.less(series.slice(1), series.slice(0, n - 1)), False)).as_py():
+        raise NotGroupedBySeries(f"{name}: series ids are not in order")
+    if previous_last is not None and not series[0].as_py() > previous_last:
+        raise NotGroupedBySeries(f"{name}: series {series[0].as_py()} comes again after {previous_last}")
+
+
+def _piece(
+    raw: pa.Table,
+    series: pa.Array,
+    survey: str,
+    name: str,
+    lineage: Lineage,
+    record: int,
+    malformed: list[dict[str, Any]],
+) -> ObservationPiece:
+    columns = {c: blank_to_null(series if c == "series_id" else trim(raw.column(c))) for c in OBSERVATION_HEADER}
+    valid, rejected = _observations(_raw_with_line(raw), columns, survey, name, lineage, first_record=record)
+    bad_lines = _malformed_table(malformed)
+    if bad_lines.num_rows:
+        tsv = TsvFile(name=name, header=OBSERVATION_HEADER, table=raw, malformed=bad_lines)
+        rejected = pa.concat_tables([rejected, _malformed_rejects(tsv, lineage.source)])
+    n = len(series)
+    return ObservationPiece(
+        parsed=Parsed(valid=valid, rejected=rejected, rows_in=raw.num_rows + bad_lines.num_rows),
+        first_series=series[0].as_py() if n else None,
+        last_series=series[n - 1].as_py() if n else None,
+        records=raw.num_rows,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -431,7 +608,7 @@ def parse_bulk_series(
         "begin_period": col["begin_period"],
         "end_year": _year_or_null(col["end_year"]),
         "end_period": col["end_period"],
-        "source_file": constant(name, n, pa.string()),
+        "source_file": label(name, n),
     }
     for kind in DECODED_CODES:
         code_column = f"{kind}_code"

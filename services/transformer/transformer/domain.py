@@ -168,16 +168,44 @@ def positions(length: int, start: int = 0) -> pa.Array:
     return pa.array(np.arange(start, start + length, dtype=np.int64))
 
 
+def label(value: str, length: int) -> pa.DictionaryArray:
+    """A text column holding one value ``length`` times, dictionary-encoded: 4 bytes a row instead of the text.
+
+    Lineage and file names repeat on every row of a landing; materialised, they were the largest columns of a bulk
+    file in memory, and the Parquet writer hashed every copy to encode them. Staging files are written without
+    pyarrow's own schema (``adapters.PARQUET_OPTIONS``), so readers get plain text back.
+    """
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], pa.string()))
+
+
+def is_text_dictionary(data_type: pa.DataType) -> bool:
+    return pa.types.is_dictionary(data_type) and pa.types.is_string(data_type.value_type)
+
+
+def same_logical_type(data_type: pa.DataType, wanted: pa.DataType) -> bool:
+    """Equal types, or dictionary-encoded text where text is wanted (the same column once written)."""
+    return data_type == wanted or (pa.types.is_string(wanted) and is_text_dictionary(data_type))
+
+
+def dense(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary-encoded text decoded (to concatenate or sort it with plain text)."""
+    if not any(is_text_dictionary(f.type) for f in table.schema):
+        return table
+    arrays = [pc.cast(c, pa.string()) if is_text_dictionary(c.type) else c for c in table.columns]
+    return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
 def lineage_columns(lineage: Lineage, length: int) -> dict[str, pa.Array]:
     return {
-        "_source": constant(lineage.source, length, pa.string()),
+        "_source": label(lineage.source, length),
         "_ingested_at": constant(lineage.ingested_at, length, INGESTED_AT),
-        "_run_id": constant(lineage.run_id, length, pa.string()),
+        "_run_id": label(lineage.run_id, length),
     }
 
 
 def build_table(spec: TableSpec, columns: dict[str, pa.Array | pa.ChunkedArray], lineage: Lineage) -> pa.Table:
-    """A table in ``spec``'s exact schema from named data columns plus the lineage columns."""
+    """A table of ``spec``'s columns (same names, same logical types) from named data columns plus the lineage
+    columns; text repeated on every row may stay dictionary-encoded (``label``)."""
     length = len(next(iter(columns.values()))) if columns else 0
     data = {**columns, **lineage_columns(lineage, length)}
     arrays = []
@@ -185,10 +213,10 @@ def build_table(spec: TableSpec, columns: dict[str, pa.Array | pa.ChunkedArray],
         column = data.get(field.name)
         if column is None:
             column = pa.nulls(length, field.type)
-        elif column.type != field.type:
+        elif not same_logical_type(column.type, field.type):
             column = pc.cast(column, field.type)
         arrays.append(column)
-    return pa.Table.from_arrays(arrays, schema=spec.schema)
+    return pa.Table.from_arrays(arrays, names=spec.schema.names)
 
 
 def split_rows(
@@ -212,17 +240,21 @@ def rejected_schema_of(raw_schema: pa.Schema) -> pa.Schema:
 
 
 def align(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in exactly ``schema``: columns reordered, cast, missing ones null, unknown ones dropped."""
-    if table.schema.equals(schema):
+    """``table`` in ``schema``: columns reordered, cast, missing ones null, unknown ones dropped. Dictionary-encoded
+    text stays encoded where the schema wants text (``dense`` decodes it)."""
+    if table.schema.equals(schema) or (
+        table.column_names == schema.names
+        and all(same_logical_type(f.type, w.type) for f, w in zip(table.schema, schema, strict=True))
+    ):
         return table
     arrays = []
     for field in schema:
         if field.name in table.column_names:
             column = table.column(field.name)
-            arrays.append(column if column.type == field.type else pc.cast(column, field.type))
+            arrays.append(column if same_logical_type(column.type, field.type) else pc.cast(column, field.type))
         else:
             arrays.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, names=schema.names)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -278,6 +310,12 @@ def strictly_sorted(table: pa.Table, key: Sequence[str]) -> bool:
     return result
 
 
+def remember_sorted(table: pa.Table, key: Sequence[str]) -> None:
+    """Record that ``table`` is strictly sorted on ``key`` (its producer proved it another way), so
+    ``strictly_sorted`` does not compare its rows again."""
+    _LAST_SORTED[:] = [(weakref.ref(table), tuple(key))]
+
+
 def duplicate_reasons(table: pa.Table, key: Sequence[str]) -> pa.Array | None:
     """A reason for every row whose natural key already appeared in an earlier row (None: no duplicates)."""
     n = table.num_rows
@@ -318,21 +356,25 @@ class MergeResult:
     rows_revised: int  # of which, keys whose value columns changed
 
 
-def merge_latest(existing: pa.Table | None, incoming: pa.Table, spec: TableSpec) -> MergeResult:
+def merge_latest(
+    existing: pa.Table | None, incoming: pa.Table, spec: TableSpec, keep_origin: bool = False
+) -> MergeResult:
     """Upsert ``incoming`` into ``existing`` on the natural key; the newest ``_ingested_at`` wins.
 
     Ties (the same landing processed again) go to the greater ``_source`` and then to the incoming row, so the
     outcome does not depend on the order in which landings are processed. The result is sorted on the natural
-    key, which makes the written bytes a function of the rows only.
+    key, which makes the written bytes a function of the rows only. ``keep_origin``: the result keeps a column
+    ``_origin`` (1: the row came from ``incoming``, 0: from ``existing``).
     """
     schema = spec.schema
     incoming = align(incoming, schema)
-    if (existing is None or not existing.num_rows) and strictly_sorted(incoming, spec.natural_key):
+    if (existing is None or not existing.num_rows) and strictly_sorted(incoming, spec.natural_key) and not keep_origin:
         return MergeResult(incoming, incoming.num_rows, incoming.num_rows, 0)
+    incoming = dense(incoming)
     parts = [incoming]
     origins = [constant(1, incoming.num_rows, pa.int8())]
     if existing is not None and existing.num_rows:
-        parts.append(align(existing, schema))
+        parts.append(dense(align(existing, schema)))
         origins.append(constant(0, existing.num_rows, pa.int8()))
     combined = pa.concat_tables(parts).append_column(_ORIGIN, pa.chunked_array(origins, pa.int8()))
     n = combined.num_rows
@@ -362,8 +404,10 @@ def merge_latest(existing: pa.Table | None, incoming: pa.Table, spec: TableSpec)
     rows_written = pc.sum(won).as_py() or 0
     rows_new = rows_written - (pc.sum(replaced).as_py() or 0)
     rows_revised = pc.sum(pc.and_(replaced, changed_vs_older)).as_py() or 0
-    merged = ordered.filter(first).drop_columns([_ORIGIN]).combine_chunks()
-    return MergeResult(merged, rows_written, rows_new, rows_revised)
+    merged = ordered.filter(first)
+    if not keep_origin:
+        merged = merged.drop_columns([_ORIGIN])
+    return MergeResult(merged.combine_chunks(), rows_written, rows_new, rows_revised)
 
 
 def _key_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
@@ -387,6 +431,32 @@ def retire_missing(merged: pa.Table, snapshot: Parsed, spec: TableSpec) -> tuple
     value_set = pa.concat_arrays(held) if held else pa.array([], pa.string())
     keep = pc.is_in(_key_text(merged, key_columns), value_set=value_set)
     return merged.filter(keep), merged.filter(pc.invert(keep))
+
+
+def replace_with_snapshot(existing: pa.Table | None, snapshot: Parsed, spec: TableSpec) -> tuple[MergeResult, pa.Table]:
+    """``merge_latest`` then ``retire_missing``, for a full snapshot at least as new as every existing row (the
+    caller checked that the group holds nothing newer): returns the merge (its table: the current rows) and the
+    retired rows.
+
+    The snapshot's valid rows win every key they hold, so the existing rows left in the merge are exactly the keys
+    the valid rows no longer hold; only those are compared (as text) with the rejected rows' keys, which keep their
+    previous value. A whole file's keys are never joined as text, as ``retire_missing`` does for a small group.
+    """
+    if existing is None or not existing.num_rows:
+        return merge_latest(None, snapshot.valid, spec), spec.schema.empty_table()
+    merged = merge_latest(existing, snapshot.valid, spec, keep_origin=True)
+    table = merged.table
+    older = pc.equal(table.column(_ORIGIN), 0)
+    candidates = table.filter(older).drop_columns([_ORIGIN])
+    stays = pc.invert(older)
+    key_columns = [c for c in spec.natural_key if c in snapshot.rejected.column_names]
+    if candidates.num_rows and snapshot.rejected.num_rows and key_columns:
+        held = pc.is_in(_key_text(candidates, key_columns), value_set=_key_text(snapshot.rejected, key_columns))
+        stays = pc.or_(stays, pc.replace_with_mask(constant(False, table.num_rows, pa.bool_()), older, held))
+    current = table.filter(stays).drop_columns([_ORIGIN])
+    retired = table.filter(pc.invert(stays)).drop_columns([_ORIGIN])
+    result = MergeResult(current, merged.rows_written, merged.rows_new, merged.rows_revised)
+    return result, retired
 
 
 # ----------------------------------------------------------------------------------------------------------------

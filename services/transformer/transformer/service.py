@@ -38,8 +38,11 @@ from transformer.adapters import (
     StagingStore,
     StateRecorder,
     part_source,
+    retired_record,
+    retired_schema,
     utc_iso,
 )
+from transformer.bulk_staging import ExistingRows, downloaded, merge_pieces
 from transformer.domain import (
     REASON,
     Lineage,
@@ -119,6 +122,7 @@ class Outcome:
     # staging group (its prefix + group name) -> its file now, None when the group was retired whole
     current_files: dict[str, str | None] = field(default_factory=dict)
     retired_keys: list[str] = field(default_factory=list)
+    rejected: dict[str, list[pa.Table]] = field(default_factory=dict)  # rejected rows per table, for quarantine
 
     def tally(self, table: str) -> Tally:
         return self.tables.setdefault(table, Tally())
@@ -221,7 +225,7 @@ class TransformerService:
     def stage(self, landing: LandingRef, manifest: Manifest) -> Outcome:
         """Stage every part of a landing. See the module docstring for what raises and what is quarantined."""
         outcome = Outcome(landing.key, manifest.run_id, manifest.source.value, manifest.dataset)
-        rejected: dict[str, list[pa.Table]] = {}
+        rejected = outcome.rejected
         try:
             if manifest.source is Source.SOCRATA:
                 self._stage_snapshot(manifest, outcome)
@@ -297,6 +301,8 @@ class TransformerService:
             if not bls.is_data_file(name, survey):
                 continue
             try:
+                if self._stage_bulk_data(manifest, part, name, survey, outcome):
+                    continue
                 stream = self.ports.landing.open_part(part)
                 try:
                     parsed = bls.parse_bulk_observations(
@@ -324,6 +330,74 @@ class TransformerService:
         if ignored:
             logger.info("bulk files not staged (documentation or unused mappings)", extra={"files": ignored})
         return units
+
+    def _stage_bulk_data(
+        self, manifest: Manifest, part: ManifestPart, name: str, survey: str, outcome: Outcome
+    ) -> bool:
+        """Stage a bulk data file in pieces (``transformer.bulk_staging``); False when its rows are not grouped by
+        series, to be staged whole instead (nothing was written).
+
+        Raises
+        ------
+        PayloadRejected
+            When the file fails as a whole.
+        """
+        spec, partition, group = BLS_OBSERVATION, {"source_kind": "bulk", "survey": survey}, name
+        staging = self.ports.staging
+        prefix = staging.prefix(spec, partition)
+        with self.ports.locks.hold(f"{prefix}{group}"):
+            files = staging.group_files(prefix, group)
+            newest = staging.newest_ingestion(files)
+            if newest is not None and newest > utc_iso(manifest.fetched):
+                logger.info("snapshot older than the staged one; not staged", extra={"group": group})
+                outcome.stale = True
+                return True
+            lineage = self._lineage(manifest, part_source(part))
+            retired_at = self.clock()
+            stream = self.ports.landing.open_part(part)
+            try:
+                with downloaded(staging, files, self.temp_dir) as paths:
+                    existing = ExistingRows(paths, spec.schema)
+                    pieces = bls.iter_bulk_observations(stream, name, survey, lineage, part.key)
+                    try:
+                        with Prefetched(pieces) as prefetched:
+                            done = merge_pieces(
+                                prefetched,
+                                existing,
+                                spec,
+                                retired_schema(spec.schema),
+                                self.temp_dir,
+                                lambda rows: retired_record(rows, manifest.run_id, retired_at),
+                            )
+                    finally:
+                        existing.close()
+                stream.verify()
+            except bls.NotGroupedBySeries as reason:
+                logger.info(
+                    "bulk file not grouped by series; staged whole", extra={"file": name, "reason": str(reason)}
+                )
+                return False
+            finally:
+                stream.close()
+            try:
+                result = staging.put(spec, partition, group, done.staged, _file_metadata(manifest, outcome))
+                if done.retired is not None:
+                    outcome.retired_keys.append(
+                        staging.put_retired(spec, partition, group, done.retired, manifest.run_id)
+                    )
+            finally:
+                done.discard()
+        totals, tally = done.totals, outcome.tally(spec.name)
+        for count in ("rows_in", "rows_written", "rows_new", "rows_revised", "rows_retired", "rows_quarantined"):
+            setattr(tally, count, getattr(tally, count) + getattr(totals, count))
+        if totals.rejected:
+            outcome.rejected.setdefault(spec.name, []).extend(totals.rejected)
+        outcome.current_files[f"{prefix}{group}"] = result.key
+        if result.changed:
+            tally.partitions.add(_partition_text(partition))
+            outcome.staged_keys.append(result.key)
+        outcome.units_staged += 1
+        return True
 
     def _open_bulk(self, survey: str, name: str, by_name: dict[str, ManifestPart]) -> tuple[Any, str] | None:
         part = by_name.get(name)

@@ -39,7 +39,7 @@ def test_bulk_files_read_in_small_pieces_give_the_same_rows(piece, monkeypatch):
     raw = (PR_2026 / "pr.data.0.Current").read_bytes()[:20_000]
     whole = bls.parse_bulk_observations(io.BytesIO(raw), "pr.data.0.Current", "pr", LINEAGE, "k")
     original = readers.iter_line_pieces
-    monkeypatch.setattr(bls, "iter_line_pieces", lambda stream: original(stream, piece))
+    monkeypatch.setattr(bls, "iter_line_pieces", lambda stream, _size=None: original(stream, piece))
     pieces = bls.parse_bulk_observations(io.BytesIO(raw), "pr.data.0.Current", "pr", LINEAGE, "k")
     assert pieces.valid.equals(whole.valid)
 
