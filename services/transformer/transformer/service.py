@@ -508,7 +508,7 @@ class TransformerService:
                 logger.info("landing older than the staged snapshot; not staged", extra={"staged": newest})
                 outcome.stale = True
                 return
-            staged = ParquetSpool(spec.schema, self.temp_dir)
+            staged = ParquetSpool(spec.schema, self.temp_dir, background=True)
             rejects = ParquetSpool(socrata_rejects_schema(plan), self.temp_dir)
             try:
                 for part in self._data_parts(manifest):

@@ -399,7 +399,21 @@ def check_fields(elements: pa.StructArray, plan: SocrataPlan, name: str, part_ke
 
 
 def _date_column(text: Any, data_type: pa.DataType) -> tuple[Any, Any]:
-    """Cast ISO-8601 text to a timestamp; ``bad`` marks text that is not a valid date."""
+    """Cast ISO-8601 text to a timestamp; ``bad`` marks text that is not a valid date.
+
+    Dates repeat (a register holds a few thousand distinct days over millions of rows): the shape and the cast run
+    once per distinct text, and their results are spread back to the rows.
+    """
+    encoded = pc.dictionary_encode(text)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+    if len(encoded.dictionary) * 4 < len(encoded):
+        values, bad = _date_values(encoded.dictionary, data_type)
+        return values.take(encoded.indices), pc.fill_null(bad.take(encoded.indices), False)
+    return _date_values(text, data_type)
+
+
+def _date_values(text: Any, data_type: pa.DataType) -> tuple[Any, Any]:
     shaped = pc.fill_null(pc.match_substring_regex(text, _DATE_SHAPE), False)
     try:
         return pc.cast(text, data_type), pc.and_(pc.is_valid(text), pc.invert(shaped))
