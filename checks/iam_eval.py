@@ -173,7 +173,11 @@ def _dynamodb(call: Call) -> list[Request]:
             requests.append(Request(_TRANSACT_ACTIONS[kind], table(body["TableName"])))
         return requests
     if "TableName" in p:
-        return [Request(f"dynamodb:{op}", table(p["TableName"], p.get("IndexName")))]
+        # dynamodb:LeadingKeys: the partition key value of a single-item request (our tables key on "pk" or "id")
+        item = p.get("Key") or p.get("Item") or {}
+        leading = next((v for k, v in item.items() if k in {"pk", "id"}), None)
+        context = {"dynamodb:LeadingKeys": [next(iter(leading.values()))]} if isinstance(leading, dict) else {}
+        return [Request(f"dynamodb:{op}", table(p["TableName"], p.get("IndexName")), context)]
     raise UnmappedCall(f"dynamodb {op}")
 
 

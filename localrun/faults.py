@@ -183,7 +183,7 @@ def datasets_of(request: ReplayRequest) -> set[str]:
         return {p for p in request.path[len(BLS_BULK_PATH) :].split("/") if p}
     if request.endpoint == "datausa":
         return {"population"}
-    if request.endpoint in ("socrata_rows", "socrata_views"):
+    if request.endpoint in ("socrata_rows", "socrata_count", "socrata_views"):
         name = request.path.rsplit("/", 1)[-1]
         return {name.removesuffix(".json")}
     return set()

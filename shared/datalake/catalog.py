@@ -11,6 +11,7 @@ from pathlib import Path
 from datalake.contracts import Source, validate_dataset_id
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
+MAX_UNKNOWN_SHOWN = 10  # an error names a few unknown ids and counts the rest: it stays one readable line
 
 
 class CatalogError(ValueError):
@@ -51,7 +52,9 @@ class Catalog:
             known = {e.dataset for e in chosen} | {e.ref for e in chosen}
             unknown = sorted(wanted - known)
             if unknown:
-                raise CatalogError(f"not in the catalog (for the selected sources): {', '.join(unknown)}")
+                shown = ", ".join(unknown[:MAX_UNKNOWN_SHOWN])
+                more = f" and {len(unknown) - MAX_UNKNOWN_SHOWN} more" if len(unknown) > MAX_UNKNOWN_SHOWN else ""
+                raise CatalogError(f"{len(unknown)} not in the catalog (for the selected sources): {shown}{more}")
             chosen = [e for e in chosen if e.dataset in wanted or e.ref in wanted]
         return chosen
 

@@ -78,6 +78,8 @@ class ExtractParams(_Contract):
     end_year: int | None = Field(default=None, ge=1900, le=2100)
     catalog: bool = False
     page_size: int | None = Field(default=None, ge=1, le=50_000)
+    # the operator accepts a snapshot that drops more than the plausibility guard allows (an explicit decision)
+    accept_drop: bool = False
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> ExtractParams:
@@ -132,7 +134,8 @@ class FileChange(_Contract):
     """What a bulk sync did to one mirrored file."""
 
     name: str
-    action: Literal["added", "changed", "deleted"]
+    # restored: a file the mirror's state knew but the bucket had lost, written again from upstream
+    action: Literal["added", "changed", "deleted", "restored"]
     key: str
     bytes: int | None = None
     sha256: Sha256 | None = None
@@ -154,6 +157,11 @@ class Manifest(_Contract):
     changes: list[FileChange] = []
     warnings: list[str] = []
     params: ExtractParams = Field(default_factory=ExtractParams)
+    # When the fetch started: the order of landings. A landing fetched earlier never replaces one fetched later,
+    # whichever commits last (absent in older manifests: created_at stands in).
+    fetched_at: datetime | None = None
+    # The source's evidence that this snapshot is whole (row counts, unique ids, listed sizes), as checked.
+    proof: dict[str, int | str | bool] = {}
 
     @model_validator(mode="after")
     def _dataset_matches_source(self) -> Manifest:
@@ -165,8 +173,37 @@ class Manifest(_Contract):
         return [p for p in self.parts if p.role == "data"]
 
     @property
+    def fetched(self) -> datetime:
+        """When the data was fetched (the ordering key of landings)."""
+        return self.fetched_at or self.created_at
+
+    @property
     def record_count(self) -> int:
         return sum(p.records or 0 for p in self.data_parts)
+
+
+class HeldLanding(_Contract):
+    """A snapshot landed raw but held: it could not be proven whole, or it drops more than upstream ever does.
+
+    Written at ``...{run_ts}-{sha12}.held.json`` beside the raw parts. It is not a manifest, so nothing stages it;
+    the previous snapshot stays current. ``acceptable``: the operator may accept it (a plausibility hold), which a
+    failed proof of completeness never is.
+    """
+
+    held_version: Literal[1] = 1
+    run_id: RunId
+    source: Source
+    dataset: DatasetId
+    created_at: datetime
+    fetched_at: datetime
+    source_url: str
+    content_sha256: Sha256
+    reason: str
+    check: str
+    acceptable: bool = False
+    parts: list[ManifestPart]
+    kept: dict[str, Any] = {}
+    proof: dict[str, int | str | bool] = {}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -180,6 +217,7 @@ class EventType(StrEnum):
     DATASET_UNCHANGED = "dataset.unchanged"
     DATASET_STAGED = "dataset.staged"
     DATASET_QUARANTINED = "dataset.quarantined"
+    DATASET_HELD = "dataset.held"
     MARTS_BUILT = "marts.built"
     STAGE_FAILED = "stage.failed"
 
@@ -231,6 +269,17 @@ class DatasetQuarantined(_Event):
     quarantine_key: str
 
 
+class DatasetHeld(_Event):
+    """A snapshot that could not replace the previous one: landed raw (``held_key``), the previous one kept."""
+
+    event_type: Literal[EventType.DATASET_HELD] = EventType.DATASET_HELD
+    reason: str
+    check: str
+    held_key: str
+    kept: str  # what stays current, in words (the previous landing, its rows and time), or "nothing yet"
+    acceptable: bool = False
+
+
 class BuiltMart(_Contract):
     name: str
     rows: int = Field(ge=0)
@@ -241,6 +290,7 @@ class MartsBuilt(_Event):
     event_type: Literal[EventType.MARTS_BUILT] = EventType.MARTS_BUILT
     marts: list[BuiltMart]
     skipped: list[str] = []
+    skipped_reasons: dict[str, str] = {}  # mart -> why it was not rebuilt (its previous version is kept)
 
 
 class StageFailed(_Event):
@@ -252,7 +302,14 @@ class StageFailed(_Event):
 
 
 PipelineEvent = Annotated[
-    RunStarted | DatasetExtracted | DatasetUnchanged | DatasetStaged | DatasetQuarantined | MartsBuilt | StageFailed,
+    RunStarted
+    | DatasetExtracted
+    | DatasetUnchanged
+    | DatasetStaged
+    | DatasetQuarantined
+    | DatasetHeld
+    | MartsBuilt
+    | StageFailed,
     Field(discriminator="event_type"),
 ]
 
@@ -290,6 +347,15 @@ class ScheduleRequest(_Contract):
     start_year: int | None = Field(default=None, ge=1900, le=2100)
     end_year: int | None = Field(default=None, ge=1900, le=2100)
     run_id: RunId | None = None
+    # the operator accepts a drop the plausibility guard held (docs/operations.md#held-snapshots)
+    accept_drop: bool = False
+
+    @field_validator("sources", "datasets")
+    @classmethod
+    def _not_empty(cls, value: list[Any] | None, info: Any) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError(f"{info.field_name} is an empty list: omit it to select the whole catalog")
+        return value
 
     @model_validator(mode="after")
     def _backfill_has_window(self) -> ScheduleRequest:

@@ -35,6 +35,7 @@ class StorageSettings(BaseSettings):
 
 class SchedulerSettings(BaseSettings):
     extract_queue_url: str = Field(alias="EXTRACT_QUEUE_URL", min_length=8)
+    state_table: str = Field(alias="STATE_TABLE", min_length=3)  # run id claims
     pipeline_topic_arn: str = Field(alias="PIPELINE_TOPIC_ARN", pattern=r"^arn:aws[a-z\-]*:sns:")
     daily_window_years: int = Field(default=3, alias="DAILY_WINDOW_YEARS", ge=1, le=20)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,6 +19,58 @@ MAX_SEND_ATTEMPTS = 4
 
 class SendError(RuntimeError):
     """Some ExtractRequests could not be enqueued after every attempt."""
+
+
+class RunIdTaken(ValueError):
+    """A manual request named a run id that an earlier invoke already used: nothing was sent."""
+
+
+class ClaimError(RuntimeError):
+    """The run id could not be claimed in the state table (DynamoDB failed)."""
+
+
+RUN_CLAIM_SK = "CLAIM"
+RUN_CLAIM_DAYS = 400  # longer than any record keyed on a run id (idempotency 7 days, the run ledger 90 days)
+
+
+def claim_run_id(table: str, run_id: str, seed: str, now: datetime, ddb: Any | None = None) -> None:
+    """Claim ``RUN#{run_id}/CLAIM`` before anything is sent, so a run id names one run only.
+
+    The claim is conditional: it succeeds when the run id is new, or when the same trigger claims it again (a
+    retried invocation of one scheduled event carries the same event id, ``seed``, and is de-duplicated
+    downstream). A run id reused by another invoke would be answered by the extractor's idempotency records for
+    seven days and fetch nothing, so it is refused instead.
+
+    Raises
+    ------
+    RunIdTaken
+        When another invoke already claimed the run id.
+    ClaimError
+        When DynamoDB cannot be reached or refuses for another reason.
+    """
+    ddb = ddb or client("dynamodb")
+    expires = int(now.timestamp()) + RUN_CLAIM_DAYS * 86400
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": f"RUN#{run_id}"},
+                "sk": {"S": RUN_CLAIM_SK},
+                "seed": {"S": seed},
+                "claimed_at": {"S": now.isoformat()},
+                "expires_at": {"N": str(expires)},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR seed = :seed",
+            ExpressionAttributeValues={":seed": {"S": seed}},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise RunIdTaken(
+                f"run_id {run_id} was already used by another invoke; omit run_id to get a fresh one"
+            ) from exc
+        raise ClaimError(f"cannot claim run id {run_id} in {table}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise ClaimError(f"cannot claim run id {run_id} in {table}: {exc}") from exc
 
 
 def _entry(index: int, request: ExtractRequest) -> dict[str, Any]:

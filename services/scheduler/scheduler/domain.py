@@ -41,11 +41,28 @@ def params_for(entry: CatalogEntry, request: ScheduleRequest | None, now: dateti
     A scheduled or plain manual run takes the recent window (the last ``window_years`` years) for the BLS API;
     a backfill takes the requested years. Snapshot sources (bulk, DataUSA, Socrata) take everything.
     """
+    accept_drop = request is not None and request.accept_drop
     if entry.source in _YEARLESS_SOURCES:
-        return ExtractParams()
+        return ExtractParams(accept_drop=accept_drop)
     if request is not None and request.start_year is not None:
-        return ExtractParams(start_year=request.start_year, end_year=request.end_year or now.year)
-    return ExtractParams(start_year=now.year - window_years + 1, end_year=now.year)
+        return ExtractParams(
+            start_year=request.start_year, end_year=request.end_year or now.year, accept_drop=accept_drop
+        )
+    return ExtractParams(start_year=now.year - window_years + 1, end_year=now.year, accept_drop=accept_drop)
+
+
+def check_window(request: ScheduleRequest, now: datetime) -> None:
+    """A backfill window must lie in the past: no source publishes next year's data yet.
+
+    Raises
+    ------
+    ValueError
+        When ``start_year`` or ``end_year`` is after the trigger's year.
+    """
+    for name in ("start_year", "end_year"):
+        year = getattr(request, name)
+        if year is not None and year > now.year:
+            raise ValueError(f"{name} {year} is in the future (it is {now.year}): no source has data for it yet")
 
 
 def plan_run(
@@ -64,7 +81,11 @@ def plan_run(
     ------
     datalake.catalog.CatalogError
         When the request names datasets that are not in the catalog.
+    ValueError
+        When the request's window lies in the future, or it selects nothing.
     """
+    if request is not None:
+        check_window(request, now)
     trigger = Trigger.SCHEDULE if request is None else request.trigger
     entries = catalog.entries if request is None else catalog.select(request.sources, request.datasets)
     if not entries:

@@ -16,7 +16,7 @@ from datalake.events import publish_event
 from datalake.observability import logger, metrics, tracer
 from datalake.records import EventBridgeModel
 from datalake.settings import SchedulerSettings, settings_for
-from scheduler.adapters import send_batch
+from scheduler.adapters import claim_run_id, send_batch
 from scheduler.domain import chunks, plan_run
 
 settings = settings_for(SchedulerSettings)
@@ -26,7 +26,11 @@ class BadScheduleRequest(ValueError):
     """The manual invoke payload is malformed; nothing was sent."""
 
 
-def parse_trigger(event: dict[str, Any]) -> tuple[ScheduleRequest | None, datetime, str]:
+def _kind(value: Any) -> str:
+    return "null" if value is None else {list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def parse_trigger(event: Any) -> tuple[ScheduleRequest | None, datetime, str]:
     """Tell a scheduled EventBridge event from a manual request.
 
     Returns
@@ -38,6 +42,10 @@ def parse_trigger(event: dict[str, Any]) -> tuple[ScheduleRequest | None, dateti
     BadScheduleRequest
         When a manual payload does not validate, with every problem named.
     """
+    if not isinstance(event, dict):
+        raise BadScheduleRequest(
+            f"invalid scheduler request, nothing sent: the payload must be a JSON object, got {_kind(event)}"
+        )
     if event.get("source") == "aws.events" or "detail-type" in event:
         scheduled = EventBridgeModel.model_validate(event)
         return None, scheduled.time.astimezone(UTC), scheduled.id
@@ -54,7 +62,7 @@ def parse_trigger(event: dict[str, Any]) -> tuple[ScheduleRequest | None, dateti
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Plan a run and enqueue it.
 
     Parameters
@@ -69,12 +77,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     Raises
     ------
     BadScheduleRequest
-        On a malformed manual payload or an unknown dataset; nothing is sent.
+        On a payload that is not an object, a malformed request, an unknown dataset, a window in the future, or a
+        run id an earlier invoke already used; nothing is sent.
     """
     request, now, seed = parse_trigger(event)
     try:
         plan = plan_run(load_catalog(), request, now, seed, settings.daily_window_years)
-    except (CatalogError, ValueError) as exc:
+        claim_run_id(settings.state_table, plan.run_id, seed, now)
+    except (CatalogError, ValueError) as exc:  # RunIdTaken is a ValueError
         raise BadScheduleRequest(f"invalid scheduler request, nothing sent: {exc}") from exc
     logger.set_correlation_id(plan.run_id)
     logger.append_keys(run_id=plan.run_id)

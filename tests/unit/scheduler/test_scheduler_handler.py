@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from datalake.catalog import load_catalog
 from datalake.contracts import ExtractRequest, Source, Trigger
+from tests.aws_builders import create_state_table
 from tests.conftest import load_event
 
 
@@ -18,6 +19,7 @@ from tests.conftest import load_event
 def aws():
     with mock_aws():
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        create_state_table(boto3.client("dynamodb"), os.environ["STATE_TABLE"])
         url = sqs.create_queue(QueueName="test-extract")["QueueUrl"]
         topic = sns.create_topic(Name="test-pipeline")["TopicArn"]
         events_queue = sqs.create_queue(QueueName="test-events")["QueueUrl"]
@@ -115,3 +117,62 @@ def test_unknown_dataset_is_refused_before_sending(aws, lambda_context):
     with pytest.raises(handler.BadScheduleRequest, match="NOPE0000"):
         handler.lambda_handler({"trigger": "manual", "datasets": ["LNS14000000", "NOPE0000"]}, lambda_context)
     assert drain(sqs, url) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"trigger": "manual", "datasets": []}, "datasets is an empty list: omit it to select the whole catalog"),
+        ({"trigger": "manual", "sources": []}, "sources is an empty list: omit it to select the whole catalog"),
+        (["LNS14000000"], "must be a JSON object, got a list"),
+        ("LNS14000000", "must be a JSON object, got a string"),
+        (None, "must be a JSON object, got null"),
+        ({"trigger": "backfill", "start_year": 2090, "end_year": 2100}, "start_year 2090 is in the future"),
+        ({"trigger": "backfill", "start_year": 2020, "end_year": 2100}, "end_year 2100 is in the future"),
+    ],
+    ids=["empty-datasets", "empty-sources", "list", "string", "null", "future-window", "future-end"],
+)
+def test_malformed_requests_get_one_clear_error_and_send_nothing(aws, lambda_context, payload, problem):
+    sqs, url, events_queue, handler = aws
+    with pytest.raises(handler.BadScheduleRequest) as raised:
+        handler.lambda_handler(payload, lambda_context)
+    assert problem in str(raised.value)
+    assert "nothing sent" in str(raised.value)
+    assert drain(sqs, url) == [] and drain(sqs, events_queue) == []
+
+
+def test_thousands_of_unknown_ids_give_a_short_error(aws, lambda_context):
+    sqs, url, _, handler = aws
+    unknown = [f"NOPE{i:06d}" for i in range(10_000)]
+    with pytest.raises(handler.BadScheduleRequest) as raised:
+        handler.lambda_handler({"trigger": "manual", "datasets": unknown}, lambda_context)
+    message = str(raised.value)
+    assert len(message) < 400, len(message)
+    assert "10000 not in the catalog" in message and "NOPE000000" in message and "and 9990 more" in message
+    assert drain(sqs, url) == []
+
+
+def test_a_reused_run_id_is_refused_and_a_retried_scheduled_event_is_not(aws, lambda_context):
+    sqs, url, events_queue, handler = aws
+    request = {"trigger": "manual", "datasets": ["LNS14000000"], "run_id": "20261203T080000Z-0123abcd"}
+    first = handler.lambda_handler(request, lambda_context)
+    assert first["run_id"] == request["run_id"] and len(drain(sqs, url)) == 1
+
+    # a second invoke with the same run id would be answered by the extractor's idempotency records for a week
+    with pytest.raises(handler.BadScheduleRequest, match="run_id 20261203T080000Z-0123abcd was already used"):
+        handler.lambda_handler(request, lambda_context)
+    assert drain(sqs, url) == []
+
+    # while the same scheduled event, retried by EventBridge, still goes through (de-duplicated downstream)
+    scheduled = load_event("scheduler_scheduled.json")
+    assert (
+        handler.lambda_handler(scheduled, lambda_context)["run_id"]
+        == handler.lambda_handler(scheduled, lambda_context)["run_id"]
+    )
+
+
+def test_accept_drop_reaches_every_request(aws, lambda_context):
+    sqs, url, _, handler = aws
+    handler.lambda_handler({"trigger": "manual", "sources": ["socrata"], "accept_drop": True}, lambda_context)
+    requests = [ExtractRequest.model_validate_json(m["Body"]) for m in drain(sqs, url)]
+    assert requests and all(r.params.accept_drop for r in requests)
