@@ -419,6 +419,10 @@ class ReplayServer:
             call = partial(hook, request, call)
         return call()
 
+    def answer_unhooked(self, request: ReplayRequest) -> ReplayResponse:
+        """The recorded answer to a request, past every hook (a fault that answers with another page)."""
+        return self._answer(request)
+
     def _answer(self, request: ReplayRequest) -> ReplayResponse:
         answers: dict[str, Callable[[ReplayRequest], ReplayResponse]] = {
             "bls_api": self._bls_api,

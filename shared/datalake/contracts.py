@@ -241,6 +241,7 @@ class DatasetExtracted(_Event):
     event_type: Literal[EventType.DATASET_EXTRACTED] = EventType.DATASET_EXTRACTED
     manifest_key: str
     warnings: list[str] = []
+    restored: list[str] = []  # what the state said existed but was gone, landed again (self-healing), in words
 
 
 class DatasetUnchanged(_Event):
@@ -253,6 +254,7 @@ class StagedTable(_Contract):
     rows_in: int = Field(ge=0)
     rows_written: int = Field(ge=0)
     rows_quarantined: int = Field(ge=0, default=0)
+    rows_retired: int = Field(ge=0, default=0)  # keys a new full snapshot no longer holds (kept in the history)
     partitions: list[str] = []
 
 

@@ -151,6 +151,7 @@ class Fetched:
     measures: dict[str, Any] = field(default_factory=dict)
     # The evidence disproved wholeness on the request's last receive: land raw and hold instead of failing again.
     incomplete: IncompleteSnapshot | None = None
+    restored: list[str] = field(default_factory=list)  # what this landing restores (self-healing), in words
 
     @property
     def records(self) -> int:
@@ -249,9 +250,7 @@ class Lander:
             missing = self.missing_staging(previous)
             if not missing:
                 return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
-            fetched.warnings.append(
-                f"landed again to restore {len(missing)} missing staging file(s): {', '.join(missing[:3])}"
-            )
+            fetched.restored.extend(f"staging file {key} was missing: landed again to stage it" for key in missing)
             logger.warning("staging files missing; landing again", extra={"missing": missing[:20]})
         newer = previous.get("fetched_at")
         if newer and newer > fetched.fetched_at.isoformat():
@@ -281,7 +280,8 @@ class Lander:
         self.commit(manifest, key)
         telemetry.count("BytesLanded", bytes_written, MetricUnit.Bytes, source=request.source.value)
         telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
-        return self.record_landing(manifest, key, {"records": fetched.records, "parts": len(parts)}, fetched.measures)
+        counts = {"records": fetched.records, "parts": len(parts)}
+        return self.record_landing(manifest, key, counts, fetched.measures, fetched.restored)
 
     def write_parts(self, fetched: Fetched) -> tuple[list[ManifestPart], int]:
         """Write every part of a fetch (a shared part once); returns them as manifest parts, and the bytes written."""
@@ -342,12 +342,16 @@ class Lander:
         """Why the new snapshot drops more than upstream does, compared with the previous one (or None)."""
         before = previous.get("measures") or {}
         what = f"{request.source.value}/{request.dataset}"
+        if "years" in fetched.measures:  # the most specific reason first: which years went
+            previous_years = before.get("years") or []
+            window = fetched.measures.get("window")
+            if window:  # a moving window (the BLS API's recent years): compare the years both windows cover
+                previous_years = [y for y in previous_years if window[0] <= y <= window[1]]
+            lost = missing_values(what, "years", previous_years, fetched.measures["years"])
+            if lost:
+                return lost
         if "rows" in fetched.measures:
-            dropped = row_drop(what, before.get("rows"), fetched.measures["rows"])
-            if dropped:
-                return dropped
-        if "years" in fetched.measures:
-            return missing_values(what, "years", before.get("years"), fetched.measures["years"])
+            return row_drop(what, before.get("rows"), fetched.measures["rows"])
         return None
 
     @staticmethod
@@ -392,32 +396,8 @@ class Lander:
             proof=fetched.proof,
         )
         key = held_key(request.source, request.dataset, request.requested_at, fetched.content_sha256)
-        put_object(
-            self.lake,
-            key,
-            record.model_dump_json(indent=1).encode(),
-            object_metadata(request.run_id, fetched.source_url, fetched.content_sha256, fetched.records),
-            "application/json",
-        )
+        self.publish_held(record, key, kept)
         self.remember_hold(request, previous, fetched.content_sha256, key, reason, now)
-        publish_event(
-            DatasetHeld(
-                run_id=request.run_id,
-                source=request.source,
-                dataset=request.dataset,
-                reason=reason[:4000],
-                check=check,
-                held_key=key,
-                kept=kept,
-                acceptable=acceptable,
-                counts={"records": fetched.records},
-                keys=[p.key for p in parts],
-            ),
-            self.topic_arn,
-            self.sns,
-        )
-        telemetry.count("DatasetsHeld", source=request.source.value)
-        logger.warning("snapshot held", extra={"reason": reason, "check": check, "held_key": key, "kept": kept})
         return {
             "outcome": "held",
             "source": request.source.value,
@@ -426,6 +406,36 @@ class Lander:
             "check": check,
             "held_key": key,
         }
+
+    def publish_held(self, record: HeldLanding, key: str, kept: str) -> None:
+        """Write a held snapshot's record beside its raw parts, and tell the pipeline (``dataset.held``)."""
+        put_object(
+            self.lake,
+            key,
+            record.model_dump_json(indent=1).encode(),
+            object_metadata(record.run_id, record.source_url, record.content_sha256, None),
+            "application/json",
+        )
+        publish_event(
+            DatasetHeld(
+                run_id=record.run_id,
+                source=record.source,
+                dataset=record.dataset,
+                reason=record.reason[:4000],
+                check=record.check,
+                held_key=key,
+                kept=kept,
+                acceptable=record.acceptable,
+                counts={"records": sum(p.records or 0 for p in record.parts)},
+                keys=[p.key for p in record.parts],
+            ),
+            self.topic_arn,
+            self.sns,
+        )
+        telemetry.count("DatasetsHeld", source=record.source.value)
+        logger.warning(
+            "snapshot held", extra={"reason": record.reason, "check": record.check, "held_key": key, "kept": kept}
+        )
 
     def remember_hold(
         self, request: ExtractRequest, previous: dict[str, Any], sha256: str, key: str, reason: str, now: datetime
@@ -487,7 +497,12 @@ class Lander:
         )
 
     def record_landing(
-        self, manifest: Manifest, key: str, counts: dict[str, int], measures: dict[str, Any] | None = None
+        self,
+        manifest: Manifest,
+        key: str,
+        counts: dict[str, int],
+        measures: dict[str, Any] | None = None,
+        restored: list[str] | None = None,
     ) -> dict[str, Any]:
         """After the manifest: remember the hash (change detection) and announce the landing.
 
@@ -529,6 +544,7 @@ class Lander:
                 dataset=manifest.dataset,
                 manifest_key=key,
                 warnings=manifest.warnings,
+                restored=restored or [],
                 counts=counts,
                 keys=[p.key for p in manifest.parts],
             ),

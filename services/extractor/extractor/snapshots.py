@@ -6,6 +6,7 @@ Both return a ``Fetched`` for the lander: raw bodies exactly as received, spoole
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode, urljoin
 
 from aws_lambda_powertools import Logger
@@ -72,11 +73,15 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
         When the source fails or answers something that is not JSON.
     """
     params = datausa_params(request.dataset, url)
+    fetched_at = now_utc()
     download = _checked(http.fetch("GET", url, params=params), "datausa", f"DataUSA {request.dataset}")
     source_url = f"{redacted_url(url)}?{urlencode(params)}"
+    measures: dict[str, Any] = {}
     try:
         shape = datausa_shape(download.read())
         records, warnings = shape.records, list(shape.warnings)
+        if shape.years:
+            measures = {"rows": shape.records, "years": list(shape.years)}
     except BadPayload as exc:
         if not keep_bad:
             download.close()
@@ -91,6 +96,8 @@ def fetch_datausa(http: HttpClient, url: str, request: ExtractRequest, keep_bad:
         content_sha256=download.sha256,
         parts=[FetchedPart.of_download(download, "data", records, source_url)],
         warnings=warnings,
+        fetched_at=fetched_at,
+        measures=measures,
     )
 
 

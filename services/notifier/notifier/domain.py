@@ -436,6 +436,7 @@ class LedgerHint:
 class TableRows:
     written: int = 0
     quarantined: int = 0
+    retired: int = 0
 
 
 @dataclass
@@ -450,6 +451,8 @@ class RunReport:
     marts: dict[str, int]
     skipped_marts: list[str]
     unbuilt_marts: dict[str, str]  # of the skipped ones, those that could not be built: mart -> why
+    held: dict[str, DatasetHeld]  # snapshots held in the run (the dataset's outcome may be staged for other files)
+    restored: dict[str, list[str]]  # what the run found missing and landed again (self-healing)
     model_failures: list[StageFailed]
     run_failures: list[StageFailed]
     stage_seconds: dict[str, float]
@@ -484,6 +487,8 @@ class RunReport:
             "tables": {t: [r.written, r.quarantined] for t, r in sorted(self.tables.items())},
             "marts": dict(sorted(self.marts.items())),
             "skipped": sorted(self.skipped_marts),
+            "held": sorted(self.held),
+            "restored": sorted(self.restored),
             "model_failures": sorted(f"{f.check}|{f.reason}" for f in self.model_failures),
             "modeled": self.modeled_after_staging,
         }
@@ -500,6 +505,8 @@ class _Tally:
     marts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     skipped_reasons: dict[str, str] = field(default_factory=dict)
+    held: dict[str, DatasetHeld] = field(default_factory=dict)
+    restored: dict[str, list[str]] = field(default_factory=dict)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
@@ -508,6 +515,7 @@ class _Tally:
 
     def add(self, event: PipelineEvent) -> None:
         ref, outcome = dataset_ref(event), terminal_outcome(event)
+        self._warnings_of(event, ref)
         if ref and outcome:
             self.outcomes[ref] = (outcome, event)  # in time order: the latest outcome wins
             self.in_flight.discard(ref)
@@ -527,7 +535,9 @@ class _Tally:
             self.marks["last_staged"] = event.occurred_at
             for t in event.tables:
                 rows = self.tables.get(t.table, TableRows())
-                self.tables[t.table] = TableRows(rows.written + t.rows_written, rows.quarantined + t.rows_quarantined)
+                self.tables[t.table] = TableRows(
+                    rows.written + t.rows_written, rows.quarantined + t.rows_quarantined, rows.retired + t.rows_retired
+                )
         elif isinstance(event, MartsBuilt):
             self.marts.update({m.name: m.rows for m in event.marts})
             # A mart built earlier in the run is not "skipped" because a later rebuild found it unchanged (a
@@ -539,6 +549,13 @@ class _Tally:
             self.model_failures.append(event)
         elif isinstance(event, StageFailed) and outcome is None:
             self.run_failures.append(event)
+
+    def _warnings_of(self, event: PipelineEvent, ref: str | None) -> None:
+        """Holds and self-healing are told in the summary even when the dataset's outcome is staged."""
+        if isinstance(event, DatasetHeld) and ref:
+            self.held[ref] = event
+        elif isinstance(event, DatasetExtracted) and ref and event.restored:
+            self.restored[ref] = event.restored
 
     def stage_seconds(self, t0: datetime | None, last_at: datetime | None) -> dict[str, float]:
         m = self.marks
@@ -600,6 +617,8 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         marts=tally.marts,
         skipped_marts=sorted(tally.skipped),
         unbuilt_marts={n: r for n, r in sorted(tally.skipped_reasons.items()) if n in tally.skipped},
+        held=dict(sorted(tally.held.items())),
+        restored=dict(sorted(tally.restored.items())),
         model_failures=tally.model_failures,
         run_failures=tally.run_failures,
         stage_seconds=tally.stage_seconds(t0, last_at),
@@ -620,26 +639,44 @@ SUMMARY_COUNTS = ("extracted", "unchanged", "staged", "quarantined", "held", "fa
 def summary_counts(report: RunReport) -> dict[str, int]:
     counts = {"extracted": len(report.extracted)}
     counts.update({o: report.outcome_count(o) for o in OUTCOMES})
+    counts["held"] = len(report.held)  # a partly held landing counts as held and as staged
     if report.pending:
         counts["no outcome"] = len(report.pending)
     return counts
 
 
 def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
-    lines = []
-    for ref, (outcome, event) in sorted(report.outcomes.items()):
-        if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
-            lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
-        elif outcome == "held" and isinstance(event, DatasetHeld):
-            lines.append(f"  held {ref} ({event.check}): {event.reason}; kept {event.kept}")
-        elif outcome == "failed" and isinstance(event, StageFailed):
-            lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
+    lines = _dataset_attention(report, links)
+    for ref, restored in report.restored.items():
+        lines += [f"  restored {ref}: {what}" for what in restored]
+    for ref, held in report.held.items():
+        lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
     for failure in report.model_failures:
         lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
     for mart, reason in report.unbuilt_marts.items():
         lines.append(f"  not rebuilt {mart}: {reason} (previous version kept)")
     for failure in report.run_failures:
         lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
+    lines += _pending_attention(report)
+    if report.expected is None:
+        lines.append("  run.started was never received: the expected datasets are unknown")
+    if report.staged_any and not report.modeled_after_staging:
+        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
+    return lines
+
+
+def _dataset_attention(report: RunReport, links: ConsoleLinks) -> list[str]:
+    lines = []
+    for ref, (outcome, event) in sorted(report.outcomes.items()):
+        if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
+            lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
+        elif outcome == "failed" and isinstance(event, StageFailed):
+            lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
+    return lines
+
+
+def _pending_attention(report: RunReport) -> list[str]:
+    lines = []
     for ref in report.pending:
         if ref in report.in_flight:
             lines.append(
@@ -651,10 +688,6 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
                 f"  no outcome {ref}: nothing was heard of it before the run was closed; look for its ExtractRequest "
                 f"in ExtractDLQ ({RUNBOOK}#run-not-settled)"
             )
-    if report.expected is None:
-        lines.append("  run.started was never received: the expected datasets are unknown")
-    if report.staged_any and not report.modeled_after_staging:
-        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
     return lines
 
 
@@ -686,7 +719,9 @@ def summary_notice(
         dataset_lines.append(f"  {'no outcome':<12} {counts['no outcome']:>7,}")
     table_lines = ["Rows by table"]
     for table, rows in sorted(report.tables.items()):
-        extra = f" ({rows.quarantined:,} quarantined)" if rows.quarantined else ""
+        notes = [f"{rows.quarantined:,} quarantined"] if rows.quarantined else []
+        notes += [f"{rows.retired:,} retired: no longer upstream"] if rows.retired else []
+        extra = f" ({', '.join(notes)})" if notes else ""
         table_lines.append(f"  staging/{table:<32} {rows.written:>12,} written{extra}")
     for mart, rows in sorted(report.marts.items()):
         table_lines.append(f"  marts/{mart:<34} {rows:>12,} {_rows(rows)}")

@@ -98,6 +98,7 @@ class Tally:
             rows_in=self.rows_in,
             rows_written=self.rows_written,
             rows_quarantined=self.rows_quarantined,
+            rows_retired=self.rows_retired,
             partitions=sorted(self.partitions),
         )
 
