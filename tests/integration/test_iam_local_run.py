@@ -8,6 +8,7 @@ recorded by ``checks.iam_run``. ``checks/iam_eval.py`` says what the evaluator m
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import subprocess
 import sys
@@ -29,16 +30,21 @@ FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "M
 
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory) -> list[Call]:
-    work = tmp_path_factory.mktemp("iam-run")
-    out = work / "calls.json"
-    subprocess.run(
-        [sys.executable, "-m", "checks.iam_run", str(out), "--", "--lake-dir", str(work / "lake")],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The recorded calls of one full local run, made once per session even when xdist workers share the module."""
+    shared = tmp_path_factory.getbasetemp().parent / "iam-local-run"  # the session's root, common to all workers
+    shared.mkdir(exist_ok=True)
+    out = shared / "calls.json"
+    with (shared / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            subprocess.run(
+                [sys.executable, "-m", "checks.iam_run", str(out), "--", "--lake-dir", str(shared / "lake")],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
     return [Call(**c) for c in json.loads(out.read_text())]
 
 

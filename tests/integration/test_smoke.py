@@ -90,6 +90,19 @@ def test_no_marts_built_in_time_fails_after_the_deadline(aws):
     assert sleeps == [15.0] * 4
 
 
+def test_a_run_with_nothing_new_upstream_passes_without_a_rebuild(aws):
+    _ledger(aws["dynamodb"])
+    for ref in ("bls_api/LNS14000000", "datausa/population"):
+        aws["dynamodb"].put_item(
+            TableName="state", Item={"pk": {"S": "RUN#r2"}, "sk": {"S": f"EVENT#dataset.unchanged#{ref}"}}
+        )
+    check = wait_for_marts(aws["dynamodb"], "state", "r2", 60, lambda s: None, lambda: 0.0, expected=2)
+    assert check == Check("marts.built", True, "run r2: all 2 datasets unchanged, no rebuild needed")
+    # one of three still out: keep waiting, then fail at the deadline
+    late = wait_for_marts(aws["dynamodb"], "state", "r2", 0, lambda s: None, lambda: 1.0, expected=3)
+    assert late.ok is False
+
+
 def test_a_modeler_failure_fails_at_once(aws):
     _ledger(aws["dynamodb"])
     aws["dynamodb"].put_item(
