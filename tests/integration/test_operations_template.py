@@ -331,6 +331,12 @@ def test_console_links_follow_the_templates_names(template):
     assert template["Resources"]["AlertsTopic"]["Properties"]["TopicName"] == {"Fn::Sub": f"{prefix}alerts"}
     env = template["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"]
     assert env["RESOURCE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}-${Stage}"}
+    # the logs links name the functions' own log groups: "<LOG_GROUP_PREFIX>/<stage>"
+    for stage, logical in FUNCTIONS.items():
+        group = template["Resources"][logical]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        name = template["Resources"][group]["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert name[0] == env["LOG_GROUP_PREFIX"]["Fn::Sub"][0] + f"/{stage}", stage
+        assert name[1] == env["LOG_GROUP_PREFIX"]["Fn::Sub"][1]
     assert env["POWERTOOLS_SERVICE_NAME"] == "notifier"  # the freshness alarms' "service" dimension
 
 

@@ -161,3 +161,16 @@ def test_every_service_principal_is_bound_to_this_account_and_its_sources(templa
     for s in services:
         assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, s["Sid"]
         assert "aws:SourceArn" in s["Condition"]["ArnLike"], s["Sid"]
+
+
+def test_the_notifiers_logs_links_point_at_those_log_groups(template):
+    from notifier.links import ConsoleLinks
+
+    env = template["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    resolver = StackResolver(template, default_parameters(template, {}))
+    prefix = resolver.resolve(env["LOG_GROUP_PREFIX"])
+    assert prefix == "/opendata/opendata-dev-555566667777"
+    links = ConsoleLinks("eu-west-1", "111122223333", "opendata-dev", log_group_prefix=prefix)
+    expected = resolver.resolve(template["Resources"]["ModelerLogGroup"]["Properties"]["LogGroupName"])
+    assert expected == "/opendata/opendata-dev-555566667777/modeler"
+    assert links.logs("modeler").endswith("log-group/$252Fopendata$252Fopendata-dev-555566667777$252Fmodeler")
