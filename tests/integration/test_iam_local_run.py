@@ -134,3 +134,20 @@ def test_the_evaluator_follows_iam_semantics(statement, request_, expected):
     assert evaluate([statement], Request(*request_)) == expected
     if expected == "allow":
         assert evaluate([statement, {"Effect": "Deny", "Action": "*", "Resource": "*"}], Request(*request_)) != "allow"
+
+
+def test_the_calls_of_paths_a_clean_run_does_not_take_are_allowed_too(physical):
+    """The extractor deferring a quota-limited request, the modeler sending a batch back behind the rebuild lock."""
+    url = {q: physical[q]["QueueUrl"] for q in ("ExtractQueue", "ModelQueue", "ExtractDLQ")}
+    owner = {"QueueOwnerAWSAccountId": "123456789012"}
+    paths = [
+        Call("ExtractorFunction", "sqs", "GetQueueUrl", {"QueueName": physical["ExtractQueue"]["QueueName"], **owner}),
+        Call("ExtractorFunction", "sqs", "ChangeMessageVisibility", {"QueueUrl": url["ExtractQueue"]}),
+        Call("ExtractorFunction", "sqs", "SendMessage", {"QueueUrl": url["ExtractDLQ"]}),
+        Call("ModelerFunction", "sqs", "GetQueueUrl", {"QueueName": physical["ModelQueue"]["QueueName"], **owner}),
+        Call("ModelerFunction", "sqs", "SendMessageBatch", {"QueueUrl": url["ModelQueue"]}),
+    ]
+    statements = statements_of(load_template(), physical)
+    assert unique([d for d in decide_all(paths, statements) if d.outcome != "allow"]) == []
+    wrong_queue = [Call("ModelerFunction", "sqs", "SendMessageBatch", {"QueueUrl": url["ExtractQueue"]})]
+    assert [d.outcome for d in decide_all(wrong_queue, statements)] == ["implicit deny"]
