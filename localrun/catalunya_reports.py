@@ -216,7 +216,10 @@ def catalunya_figures(mart: Callable[[str], pa.Table | None]) -> dict[str, Any]:
 
 
 def catalunya_lines(mart: Callable[[str], pa.Table | None]) -> list[str]:
-    """Every Catalunya answer as text lines (a mart not built yet says so)."""
+    """Every Catalunya answer as text lines (a mart not built yet says so); none at all for a lake without the
+    municipality dimension (a run of other sources only)."""
+    if mart("dim_municipality") is None:
+        return []
     lines: list[str] = []
     for name, lines_of in PRINTERS:
         table = mart(name)

@@ -350,7 +350,9 @@ def _html_page(lake: Lake, charts: list[str]) -> str:
         table = lake.mart(name)
         body = "not built yet" if table is None else "\n".join(lines_of(table))
         sections.append(f"<h2>{html.escape(name)}</h2>\n<pre>{html.escape(body)}</pre>")
-    sections.append(f"<h2>Catalunya</h2>\n<pre>{html.escape(chr(10).join(catalunya_lines(lake.mart)))}</pre>")
+    catalunya = catalunya_lines(lake.mart)
+    if catalunya:
+        sections.append(f"<h2>Catalunya</h2>\n<pre>{html.escape(chr(10).join(catalunya))}</pre>")
     images = "\n".join(
         f'<figure><img src="{CHARTS_DIR}/{name}.png" alt="{name}" width="800"><figcaption>{name}</figcaption></figure>'
         for name in charts

@@ -266,7 +266,7 @@ def socrata_table_name(dataset: str) -> str:
     return "socrata_" + dataset.replace("-", "_")
 
 
-# Staged by default (stage_everything): every source that resolves fully onto the municipalities. The women's
+# Staged by stage_all: every source that resolves fully onto the municipalities. The women's
 # organisations (amca-cgrp), 21 of whose 1,000 rows name a locality and are quarantined, are staged by their tests.
 CATALUNYA_DEFAULT = ("9aju-tpwc", "ivft-vegh", "b4rr-d25b", "8idm-becu", "utrz-jf79")
 
@@ -311,8 +311,7 @@ class StagingLake:
         return key
 
     def stage_everything(self, run_id: str = RUN_ID) -> dict[str, str]:
-        """The 2026-08 pr release (Current file and series), the DataUSA population, the SIAD register and the
-        Catalunya sources of ``CATALUNYA_DEFAULT``."""
+        """The 2026-08 pr release (Current file and series), the DataUSA population and the SIAD register."""
         return {
             "bls_observation": self.replace(
                 "bls_observation", bulk_observations(PR_CURRENT, run_id), {"source_kind": "bulk", "survey": "pr"}
@@ -320,8 +319,11 @@ class StagingLake:
             "bls_series": self.replace("bls_series", series_rows(run_id=run_id), {"survey": "pr"}),
             "population": self.replace("population", population_rows(run_id=run_id)),
             "socrata_9uvn_hv6j": self.replace("socrata_9uvn_hv6j", socrata_rows(run_id=run_id)),
-            **self.stage_catalunya(CATALUNYA_DEFAULT, run_id),
         }
+
+    def stage_all(self, run_id: str = RUN_ID) -> dict[str, str]:
+        """``stage_everything`` and the Catalunya sources of ``CATALUNYA_DEFAULT``: every mart has its inputs."""
+        return {**self.stage_everything(run_id), **self.stage_catalunya(CATALUNYA_DEFAULT, run_id)}
 
     def stage_catalunya(self, datasets: tuple[str, ...], run_id: str = RUN_ID, **kwargs: Any) -> dict[str, str]:
         """Stage Catalunya datasets from their CSV fixtures (``socrata_staging``), each replacing its table."""

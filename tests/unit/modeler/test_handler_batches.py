@@ -40,7 +40,7 @@ def test_a_batch_of_only_bad_records_fails_whole_and_builds_nothing(modeler_aws,
 
 def test_a_duplicate_delivery_rebuilds_and_writes_nothing(modeler_aws, modeler_handler, lambda_context):
     # GIVEN a first build
-    modeler_aws.staging.stage_everything()
+    modeler_aws.staging.stage_all()
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
     modeler_aws.events()
     before = {
@@ -66,7 +66,7 @@ def test_a_duplicate_delivery_rebuilds_and_writes_nothing(modeler_aws, modeler_h
 
 def test_only_marts_whose_inputs_changed_are_rebuilt(modeler_aws, modeler_handler, lambda_context):
     # GIVEN a first build
-    modeler_aws.staging.stage_everything()
+    modeler_aws.staging.stage_all()
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
     modeler_aws.events()
 

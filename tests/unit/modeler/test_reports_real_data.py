@@ -31,8 +31,9 @@ CORRELATION_KEY = "marts/reports/bls_population_correlation/bls_population_corre
 
 @pytest.fixture
 def built(modeler_aws, modeler_handler, lambda_context):
-    """Staging of the 2026-08 release (Current and AllData files, series), population and SIAD, then one build."""
-    modeler_aws.staging.stage_everything()
+    """Staging of the 2026-08 release (Current and AllData files, series), population, SIAD and the Catalunya
+    sources, then one build."""
+    modeler_aws.staging.stage_all()
     all_data = bulk_observations(PR_DIR / "pr.data.1.AllData", RUN_ID, version_id="v-alldata-1")
     modeler_aws.staging.write("bls_observation", all_data, {"source_kind": "bulk", "survey": "pr"})
     response = modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)

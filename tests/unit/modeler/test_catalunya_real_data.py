@@ -1,0 +1,168 @@
+"""The Catalunya marts on the real exports (tests/fixtures/catalunya), against answers the tests compute from the
+raw CSVs themselves (``catalunya_answers``: csv and Fraction, no modeler code); and, through the handler, the rows
+that find no municipality: quarantined with their reasons and announced, never dropped silently."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from modeler.catalunya import coverage, population, services, territory
+from modeler.catalunya.resolution import territory_resolution
+from tests.conftest import load_event
+from tests.unit.modeler.catalunya_answers import WOMEN_CSV, municipalities, ranked_comarques, rows
+from tests.unit.modeler.catalunya_answers import coverage as expected_coverage
+from tests.unit.modeler.staging_builder import socrata_staging, socrata_table_name
+
+QUARANTINE = "quarantine/socrata/amca-cgrp/modeler/fact_catalunya_services/"
+RESOLUTION_KEY = "marts/reports/territory_resolution/territory_resolution.parquet"
+COVERAGE_KEY = "marts/aggregates/agg_coverage_comarca/agg_coverage_comarca.parquet"
+
+
+@pytest.fixture(scope="module")
+def marts() -> dict[str, pa.Table]:
+    dimension = territory.dim_municipality(socrata_staging("9aju-tpwc")).table
+    comarques = territory.dim_comarca(dimension)
+    register = services.fact_social_service(socrata_staging("ivft-vegh"), dimension).table
+    people = population.fact_population(socrata_staging("b4rr-d25b"), dimension).table
+    by_municipality = coverage.agg_coverage_municipality(register, people, dimension)
+    return {
+        "dim_municipality": dimension,
+        "by_municipality": by_municipality,
+        "by_comarca": coverage.agg_coverage_comarca(by_municipality, comarques),
+    }
+
+
+def test_coverage_by_municipality_equals_the_raw_csv_answer(marts):
+    expected, _ = expected_coverage(2020)
+    got = {r["municipality_code"]: r for r in marts["by_municipality"].to_pylist()}
+    assert set(got) == set(expected) and len(got) == 947
+    for code, answer in expected.items():
+        row = got[code]
+        assert (row["population_year"], row["population"], row["population_65_plus"]) == (
+            2020,
+            answer.population,
+            answer.population_65_plus,
+        ), code
+        assert (row["services"], row["places"], row["elderly_places"]) == (
+            answer.services,
+            answer.places,
+            answer.elderly_places,
+        ), code
+        rate = answer.elderly_rate
+        assert row["elderly_places_per_1000_65_plus"] == (None if rate is None else float(rate)), code
+
+
+def test_coverage_by_comarca_equals_the_raw_csv_answer_and_ranks_the_same(marts):
+    _, expected = expected_coverage(2020)
+    got = {r["comarca_code"]: r for r in marts["by_comarca"].to_pylist()}
+    assert set(got) == set(expected) and len(got) == 42
+    for code, answer in expected.items():
+        row = got[code]
+        assert (row["population"], row["population_65_plus"], row["services"], row["places"]) == (
+            answer.population,
+            answer.population_65_plus,
+            answer.services,
+            answer.places,
+        ), code
+        assert row["elderly_places"] == answer.elderly_places, code
+        assert row["elderly_places_per_1000_65_plus"] == float(answer.elderly_rate), code
+        assert row["places_per_1000"] == float(answer.places_rate), code
+    ranked = sorted(got.values(), key=lambda r: (-r["elderly_places_per_1000_65_plus"], r["comarca_name"]))
+    assert [(r["comarca_name"], r["elderly_places_per_1000_65_plus"]) for r in ranked] == [
+        (name, float(rate)) for name, rate in ranked_comarques()
+    ]
+    # the answer itself, for the record: the Moianès most, the Selva fewest
+    assert (ranked[0]["comarca_name"], round(ranked[0]["elderly_places_per_1000_65_plus"], 2)) == ("Moianès", 156.64)
+    assert (ranked[-1]["comarca_name"], round(ranked[-1]["elderly_places_per_1000_65_plus"], 2)) == ("Selva", 39.73)
+
+
+def test_resolution_is_complete_for_the_register_population_and_electricity(marts):
+    inputs = {
+        socrata_table_name(d): socrata_staging(d)
+        for d in ("ivft-vegh", "b4rr-d25b", "8idm-becu", "9aju-tpwc", "utrz-jf79", "amca-cgrp")
+    }
+    report = {r["dataset_id"]: r for r in territory_resolution(inputs, marts["dim_municipality"]).to_pylist()}
+    for dataset, count in (("ivft-vegh", 6300), ("b4rr-d25b", 1894), ("8idm-becu", 943), ("utrz-jf79", 62)):
+        assert (report[dataset]["rows"], report[dataset]["resolved"], report[dataset]["resolution_rate"]) == (
+            count,
+            count,
+            1.0,
+        ), dataset
+    assert report["ivft-vegh"]["by_former_name"] == 51  # ten renamed municipalities, 51 services
+    assert report["ivft-vegh"]["comarca_differs"] == 6  # Torà, filed under the Solsonès
+    assert report["b4rr-d25b"]["by_code"] == 1894
+    women = report["amca-cgrp"]
+    assert (women["rows"], women["resolved"], women["unresolved"]) == (1000, 979, 21)
+    assert (
+        women["unresolved_examples"].splitlines()[0]
+        == "'Gimenells' (Segrià): no municipality of Catalunya has this name"
+    )
+
+
+def test_the_handler_quarantines_the_rows_without_a_municipality_and_says_so(
+    modeler_aws, modeler_handler, lambda_context
+):
+    # GIVEN everything staged, the women's organisations included: 21 of their 1,000 rows name a locality
+    modeler_aws.staging.stage_all()
+    modeler_aws.staging.stage_catalunya(("amca-cgrp",))
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+
+    # THEN those rows sit in quarantine with their reasons, beside a reason document with examples
+    quarantined = modeler_aws.mart(QUARANTINE + "rows.parquet")
+    raw_names = {r["municipi"] for r in rows(WOMEN_CSV)}
+    assert quarantined.num_rows == 21
+    assert set(quarantined["municipi"].to_pylist()) <= raw_names
+    assert set(quarantined["reason"].to_pylist()) == {"no municipality of Catalunya has this name"}
+    document = modeler_aws.json(QUARANTINE + "reason.json")
+    assert (document["rows_in"], document["rows_quarantined"]) == (1000, 21)
+    assert document["examples"][0] == "'Gimenells' (Segrià): no municipality of Catalunya has this name"
+    # AND the run is told: one dataset.quarantined for that register, none for a source that resolved fully
+    events = modeler_aws.events()
+    quarantines = [e for e in events if e["event_type"] == "dataset.quarantined"]
+    assert [(e["source"], e["dataset"], e["counts"]) for e in quarantines] == [
+        ("socrata", "amca-cgrp", {"rows_in": 1000, "rows_quarantined": 21})
+    ]
+    assert quarantines[0]["reason"].startswith("21 of 1,000 rows not used by fact_catalunya_services (quarantined)")
+    assert quarantines[0]["manifest_key"].startswith("landing/socrata/amca-cgrp/") and quarantines[0][
+        "manifest_key"
+    ].endswith(".manifest.json")
+    # AND the resolution report lists them; the facts hold the others only
+    women = next(r for r in modeler_aws.mart(RESOLUTION_KEY).to_pylist() if r["dataset_id"] == "amca-cgrp")
+    assert women["unresolved"] == 21
+    fact = modeler_aws.mart("marts/facts/fact_catalunya_services/fact_catalunya_services.parquet").to_pylist()
+    assert sum(r["services"] for r in fact if r["dataset_id"] == "amca-cgrp") == 979
+    assert sum(r["services"] for r in fact if r["dataset_id"] == "utrz-jf79") == 62  # no comarca column: all placed
+    assert {r["comarca_code"] for r in fact if r["dataset_id"] == "utrz-jf79"} <= {
+        m.comarca_code for m in municipalities().values()
+    }
+
+    # WHEN the same batch comes again THEN nothing is written or announced again
+    versions = modeler_aws.versions(QUARANTINE + "rows.parquet")
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    assert [e["event_type"] for e in modeler_aws.events()] == ["marts.built"]
+    assert modeler_aws.versions(QUARANTINE + "rows.parquet") == versions
+
+    # WHEN the register is corrected (its unplaceable rows removed) THEN the quarantine is emptied, not left stale
+    corrected = socrata_staging("amca-cgrp")
+    keep = [name not in set(quarantined["municipi"].to_pylist()) for name in corrected["municipi"].to_pylist()]
+    modeler_aws.staging.replace("socrata_amca_cgrp", corrected.filter(pa.array(keep)))
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    assert [e["event_type"] for e in modeler_aws.events()] == ["marts.built"]
+    assert modeler_aws.json(QUARANTINE + "reason.json")["rows_quarantined"] == 0
+    assert modeler_aws.mart(QUARANTINE + "rows.parquet").num_rows == 0
+
+
+def test_the_published_coverage_answers_the_question(modeler_aws, modeler_handler, lambda_context):
+    modeler_aws.staging.stage_all()
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    published = modeler_aws.mart(COVERAGE_KEY).to_pylist()
+    ranked = sorted(published, key=lambda r: (-r["elderly_places_per_1000_65_plus"], r["comarca_name"]))
+    assert [(r["comarca_name"], r["elderly_places_per_1000_65_plus"]) for r in ranked] == [
+        (name, float(rate)) for name, rate in ranked_comarques()
+    ]
+    lineage = modeler_aws.json("marts/_lineage/marts/agg_coverage_comarca.json")
+    assert {i["mart"] for i in lineage["inputs"]} == {"agg_coverage_municipality", "dim_comarca"}
+    assert json.dumps(lineage["checks"]).count('"passed": true') == len(lineage["checks"])
