@@ -51,7 +51,8 @@ CARE_AREA_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "People with disabilities",
         ("discapacitat", "disminu", "transport adaptat", "persones sordes", "autonomia personal", "valoracio"),
     ),
-    ("mental_health", "Mental health", ("malaltia mental", "club social")),
+    # the pre-work service ("servei prelaboral") is the register's one for people with a mental illness
+    ("mental_health", "Mental health", ("malaltia mental", "club social", "prelaboral")),
     ("addictions", "Addictions and HIV", ("drogodependenc", "addiccion", "vih")),
     (
         "childhood_family",
@@ -142,6 +143,10 @@ def _texts(table: pa.Table, name: str) -> list[str | None]:
     return [None if v is None or not str(v).strip() else " ".join(str(v).split()) for v in table[name].to_pylist()]
 
 
+def _column(table: pa.Table, name: str) -> list[Any]:
+    return table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
+
+
 def _capacity(value: Any) -> int | None:
     if isinstance(value, int | float) and float(value).is_integer() and value >= 0:
         return int(value)
@@ -182,7 +187,9 @@ def register_rows(
     taken = newest_ingestion(table).date()
     n = table.num_rows
     ids, names, municipalities = _texts(table, "registre"), _texts(table, "nom"), _texts(table, "municipi")
-    comarques, types = _texts(table, "comarca"), _texts(table, "tipologia")
+    comarques = _texts(table, "comarca")
+    # the type as published (ends trimmed only): it is dim_service_type's key, joined back to the source
+    types = [None if v is None or not v.strip() else v.strip() for v in _column(table, "tipologia")]
     capacities = table["capacitat"].to_pylist() if "capacitat" in table.column_names else [None] * n
     placed = territory is not None
     resolutions = resolve_names(territory, municipalities, comarques) if placed else [Resolution(None, None)] * n
