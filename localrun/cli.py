@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from localrun.lakesync import LOCAL_DIR, restore_bucket, restore_table, save_bucket, save_table
+from localrun.lakesync import LOCAL_DIR, LocalLakeError, recover_lake, restore_bucket, restore_table, save_lake
 from localrun.redrive import redrive_local, restore_dead_letters, restore_pending, save_dead_letters, save_pending
 from localrun.template import ROOT
 
@@ -107,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
     lake_dir: Path = args.lake_dir.resolve()
     local_dir = lake_dir / LOCAL_DIR
-    local_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(lake_dir)
+    recovered = recover_lake(lake_dir)
+    if recovered:
+        _say(f"lake {lake_dir}: {recovered}")
     server = MotoServer().start()
     replay = None
     try:
@@ -132,8 +135,12 @@ def run(args: argparse.Namespace) -> int:
             _say(f"\n== replay server: {replay.request_count()} requests served")
         if faults is not None:
             _say(f"\n== faults ({faults.name})" + "".join(f"\n   {line}" for line in faults.lines()))
-        synced = save_bucket(lake_dir, cloud.client("s3"), cloud.ref("LakeBucket"))
-        items = save_table(local_dir / STATE_FILE, cloud.client("dynamodb"), cloud.ref("StateTable"))
+        synced, items = save_lake(
+            lake_dir,
+            cloud.client("s3"),
+            cloud.ref("LakeBucket"),
+            (cloud.client("dynamodb"), cloud.ref("StateTable"), local_dir / STATE_FILE),
+        )
         _say(
             f"\n== lake {lake_dir}: {synced.written} files written, {synced.unchanged} unchanged, "
             f"{synced.deleted} deleted; {items} state items saved"
@@ -158,6 +165,26 @@ def run(args: argparse.Namespace) -> int:
         if replay is not None:
             replay.stop()
         server.stop()
+
+
+def check_writable(lake_dir: Path) -> None:
+    """The lake folder (created if absent) must take new files, or the run would be lost at its end.
+
+    Raises
+    ------
+    LocalLakeError
+        Naming the folder, before anything starts.
+    """
+    probe = lake_dir / LOCAL_DIR / ".write-probe"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LocalLakeError(
+            f"the lake folder {lake_dir} is not writable ({reason}): choose another with --lake-dir"
+        ) from exc
 
 
 def _restore(server: Any, lake_dir: Path, local_dir: Path) -> Any:
@@ -306,4 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (ROOT / "shared", ROOT):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
-    return run(args)
+    try:
+        return run(args)
+    except LocalLakeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, unquote_plus, urlsplit
@@ -61,7 +62,24 @@ SourceFaultKind = Literal[
     "not_processed",
     "schema_drift",
     "slow_drip",
+    "cut_body",
+    "listing_omits",
+    "page_repeated",
+    "page_skipped",
+    "page_empty",
+    "page_short",
+    "series_missing",
+    "year_missing",
 ]
+PAGE_FAULTS = ("page_repeated", "page_skipped", "page_empty", "page_short")
+# Faults that need the answer of one endpoint in particular.
+ENDPOINT_OF_KIND = {
+    "not_processed": "bls_api",
+    "listing_omits": "bls_bulk_listing",
+    "series_missing": "bls_api",
+    "year_missing": "datausa",
+    **dict.fromkeys(PAGE_FAULTS, "socrata_rows"),
+}
 PIPELINE_QUEUES = ("ExtractQueue", "TransformQueue", "ModelQueue", "NotifyQueue")
 DRIFTABLE = ("bls_api", "datausa", "socrata_rows", "socrata_views", "bls_bulk_file")
 
@@ -100,20 +118,35 @@ class SourceFault(_Plan):
     retry_after: int = Field(default=1, ge=0, le=3600)  # http_429
     delay_seconds: float = Field(default=5.0, gt=0, le=600)  # timeout: longer than the client's read timeout
     drip_bytes_per_second: int = Field(default=2048, ge=10)  # slow_drip
-    keep_fraction: float = Field(default=0.5, gt=0, lt=1)  # truncated, truncated_json
+    keep_fraction: float = Field(default=0.5, gt=0, lt=1)  # truncated, truncated_json, cut_body
+    at_line_boundary: bool = False  # cut_body: cut after the last whole line before keep_fraction
+    files: list[str] = []  # listing_omits: the file names the listing leaves out
+    page: int | None = Field(default=None, ge=0)  # page_*: the 0-based page (offset // limit) it answers wrong
+    year: int | None = None  # year_missing: the year the answer leaves out
 
     @model_validator(mode="after")
     def _applies_somewhere(self) -> SourceFault:
         if self.endpoint is not None and self.endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint {self.endpoint!r} is not one of {', '.join(ENDPOINTS)}")
-        if self.kind == "not_processed" and self.endpoint != "bls_api":
-            raise ValueError("not_processed is the BLS API's answer: set endpoint to bls_api")
+        wanted = ENDPOINT_OF_KIND.get(self.kind)
+        if wanted is not None and self.endpoint != wanted:
+            raise ValueError(f"{self.kind} is an answer of {wanted}: set endpoint to {wanted}")
+        if self.kind == "listing_omits" and not self.files:
+            raise ValueError("listing_omits needs files: the names the listing leaves out")
+        if self.kind in PAGE_FAULTS and self.page is None:
+            raise ValueError(f"{self.kind} needs page: the 0-based page index it answers wrong")
+        if self.kind == "page_repeated" and self.page == 0:
+            raise ValueError("page_repeated repeats the page before: page must be 1 or more")
+        if self.kind == "year_missing" and self.year is None:
+            raise ValueError("year_missing needs year: the year the answer leaves out")
         if self.kind == "schema_drift" and self.endpoint not in DRIFTABLE:
             raise ValueError(f"schema_drift needs an endpoint among {', '.join(DRIFTABLE)}")
         return self
 
     def describe(self) -> str:
         target = "/".join(t for t in (self.endpoint, self.dataset) if t) or "every request"
+        if self.page is not None:
+            target += f" page {self.page}"
         clears = "never clears" if self.attempts is None else f"clears after {self.attempts}"
         return f"{self.kind} on {target} ({clears})"
 
@@ -163,6 +196,8 @@ class PlanDocument(_Plan):
     delivery: list[DeliveryFault] = []
     aws: list[AwsFault] = []
     record_writes: bool = False  # count every S3 write request per key (the run record's faults.writes)
+    # Socrata's page size while the plan runs, so page faults can be rehearsed on a small dataset
+    socrata_page_size: int | None = Field(default=None, ge=1, le=50_000)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,7 +218,7 @@ def datasets_of(request: ReplayRequest) -> set[str]:
         return {p for p in request.path[len(BLS_BULK_PATH) :].split("/") if p}
     if request.endpoint == "datausa":
         return {"population"}
-    if request.endpoint in ("socrata_rows", "socrata_views"):
+    if request.endpoint in ("socrata_rows", "socrata_count", "socrata_views"):
         name = request.path.rsplit("/", 1)[-1]
         return {name.removesuffix(".json")}
     return set()
@@ -254,6 +289,63 @@ def drifted(endpoint: str, body: bytes) -> bytes:
     return json.dumps(document, ensure_ascii=False).encode()
 
 
+def page_of(request: ReplayRequest) -> int | None:
+    """The 0-based page a Socrata rows request asks for (``$offset // $limit``)."""
+    if request.endpoint != "socrata_rows":
+        return None
+    try:
+        return int(request.query.get("$offset", "0")) // max(1, int(request.query.get("$limit", "1000")))
+    except ValueError:
+        return None
+
+
+def _cut(fault: SourceFault, body: bytes) -> bytes:
+    """A body cut short, sent with a Content-Length that matches it (the server believes it is whole)."""
+    end = int(len(body) * fault.keep_fraction)
+    if fault.at_line_boundary:
+        end = body.rfind(b"\n", 0, end) + 1
+    return body[:end]
+
+
+def _omit_from_listing(fault: SourceFault, body: bytes) -> bytes:
+    """The BLS listing without some of its entries (each entry ends with ``<br>``); the files stay downloadable."""
+    entries = body.split(b"<br>")
+    omitted = {f">{name}</A>".encode().lower() for name in fault.files}
+    return b"<br>".join(e for e in entries if not any(o in e.lower() for o in omitted))
+
+
+def _half_page(fault: SourceFault, body: bytes) -> bytes:
+    rows = json.loads(body)
+    return json.dumps(rows[: len(rows) // 2], ensure_ascii=False).encode()
+
+
+def _without_series(fault: SourceFault, body: bytes) -> bytes:
+    """A BLS API answer that says nothing of one requested series (``dataset``, else the first one)."""
+    document = json.loads(body)
+    series = (document.get("Results") or {}).get("series") or []
+    if series:
+        gone = fault.dataset or series[0].get("seriesID")
+        document["Results"]["series"] = [s for s in series if s.get("seriesID") != gone]
+    return json.dumps(document).encode()
+
+
+def _without_year(fault: SourceFault, body: bytes) -> bytes:
+    document = json.loads(body)
+    rows = document.get("data") or []
+    document["data"] = [r for r in rows if str(r.get("Year", r.get("ID Year"))) != str(fault.year)]
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+_REWRITES: dict[str, Callable[[SourceFault, bytes], bytes]] = {
+    "cut_body": _cut,
+    "listing_omits": _omit_from_listing,
+    "page_empty": lambda fault, body: b"[]",
+    "page_short": _half_page,
+    "series_missing": _without_series,
+    "year_missing": _without_year,
+}
+
+
 # Faults that answer on their own, without asking the replay.
 _ANSWERS: dict[str, Callable[[SourceFault], ReplayResponse]] = {
     "reset": lambda fault: ReplayResponse(reset=True),
@@ -278,7 +370,8 @@ class FaultTally:
 class FaultSource:
     """The replay hook that injects the scripted faults. Thread-safe: the replay server answers in threads."""
 
-    def __init__(self, faults: list[SourceFault]) -> None:
+    def __init__(self, faults: list[SourceFault], replay: ReplayServer | None = None) -> None:
+        self.replay = replay  # page faults answer with another page of the same dataset
         self.faults = list(faults)
         self.tallies = [FaultTally() for _ in self.faults]
         self.log: list[tuple[int, str, int, bool]] = []  # (fault index, endpoint, request number, faulted)
@@ -287,6 +380,8 @@ class FaultSource:
     @staticmethod
     def matches(fault: SourceFault, request: ReplayRequest) -> bool:
         if fault.endpoint is not None and request.endpoint != fault.endpoint:
+            return False
+        if fault.page is not None and page_of(request) != fault.page:
             return False
         return fault.dataset is None or fault.dataset in datasets_of(request)
 
@@ -305,12 +400,15 @@ class FaultSource:
                 return self.inject(fault, request, proceed)
         return proceed()
 
-    @staticmethod
-    def inject(fault: SourceFault, request: ReplayRequest, proceed: Callable[[], ReplayResponse]) -> ReplayResponse:
+    def inject(
+        self, fault: SourceFault, request: ReplayRequest, proceed: Callable[[], ReplayResponse]
+    ) -> ReplayResponse:
         """The faulty answer to one request."""
         answer_of = _ANSWERS.get(fault.kind)
         if answer_of is not None:
             return answer_of(fault)
+        if fault.kind in ("page_repeated", "page_skipped"):
+            return self._other_page(request, -1 if fault.kind == "page_repeated" else 1, proceed)
         answer = proceed()
         if answer.status != 200:
             return answer  # nothing to time out, cut or drift: the source answered an error of its own
@@ -324,7 +422,18 @@ class FaultSource:
             answer.body = drifted(request.endpoint, answer.body)
         elif fault.kind == "slow_drip":
             answer.drip_bytes_per_second = fault.drip_bytes_per_second
+        else:
+            answer.body = _REWRITES[fault.kind](fault, answer.body)
         return answer
+
+    def _other_page(self, request: ReplayRequest, step: int, proceed: Callable[[], ReplayResponse]) -> ReplayResponse:
+        """The rows of the page ``step`` pages away, as if the source's paging slipped (repeated: -1, skipped: +1)."""
+        if self.replay is None:
+            return proceed()
+        limit = int(request.query.get("$limit", "1000"))
+        offset = max(0, int(request.query.get("$offset", "0")) + step * limit)
+        moved = replace(request, query={**request.query, "$offset": str(offset)})
+        return self.replay.answer_unhooked(moved)
 
     def report(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -636,7 +745,10 @@ class FaultPlan:
         if self.document.source:
             if replay is None:
                 raise ValueError("source faults need the replay server (not --live)")
+            self.source.replay = replay
             replay.add_hook(self.source)
+        if self.document.socrata_page_size is not None:  # read by the extractor's settings at its import
+            os.environ["SOCRATA_PAGE_SIZE"] = str(self.document.socrata_page_size)
         if runner.handler("ExtractorFunction") is not None:
             http = sys.modules["extractor.http"] if "extractor.http" in sys.modules else _import("extractor.http")
             tuning = self.document.http
@@ -689,7 +801,7 @@ def _import(name: str) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 LOCAL = "_local"
-Ending = Literal["landed", "unchanged", "dlq", "deferred", "lost"]
+Ending = Literal["landed", "held", "unchanged", "dlq", "deferred", "lost"]
 ManifestEnding = Literal["staged", "quarantined", "transform_dlq", "lost"]
 
 
@@ -739,7 +851,7 @@ class RunAudit:
         shown = [f"{label} {counts[name]}" for name, label in labels]
         if counts["partial"]:  # staged, with a file or rows of it quarantined
             shown[1] += f" ({counts['partial']} with rejects quarantined)"
-        shown += [f"{name} {counts[name]}" for name in ("deferred", "unchanged") if counts[name]]
+        shown += [f"{name} {counts[name]}" for name in ("held", "deferred", "unchanged") if counts[name]]
         return ", ".join(shown)
 
     def summary(self) -> dict[str, int]:
@@ -747,6 +859,7 @@ class RunAudit:
             "entries": len(self.entries),
             "landed": self.count("landed"),
             "unchanged": self.count("unchanged"),
+            "held": self.count("held"),
             "staged": self.manifest_count("staged"),
             "partial": sum(1 for m in self.manifests.values() if m.ending == "staged" and "rejects" in m.evidence),
             "quarantined": self.manifest_count("quarantined"),
@@ -855,17 +968,24 @@ class _LakeReader:
         landed = tuple(k for k, _ in self.manifests.get(ref, []))
         unchanged = {f"{e['source']}/{e['dataset']}" for e in self.events if e.get("event_type") == "dataset.unchanged"}
         if ref in dead:
-            attribute = (dead[ref].get("message_attributes") or {}).get("failure_reason", {})
-            if attribute.get("StringValue"):
-                return EntryOutcome(ref, "dlq", attribute["StringValue"], "failure_reason", landed)
-            if ref in log_reasons:
-                return EntryOutcome(ref, "dlq", log_reasons[ref], "logs", landed)
-            return EntryOutcome(ref, "dlq", None, "none", landed)
+            return self._dead(ref, dead[ref], log_reasons, landed)
         if landed:
             return EntryOutcome(ref, "landed", manifests=landed)
+        held = [e for e in self.events if e.get("event_type") == "dataset.held" and ref == _ref_of_request(e)]
+        if held:  # landed raw and held: the previous snapshot stays current, and people were told why
+            return EntryOutcome(ref, "held", held[-1].get("reason"), "failure_reason")
         if ref in unchanged:
             return EntryOutcome(ref, "unchanged")
         return EntryOutcome(ref, "deferred" if ref in deferred else "lost")
+
+    @staticmethod
+    def _dead(ref: str, message: dict[str, Any], log_reasons: dict[str, str], landed: tuple[str, ...]) -> EntryOutcome:
+        attribute = (message.get("message_attributes") or {}).get("failure_reason", {})
+        if attribute.get("StringValue"):
+            return EntryOutcome(ref, "dlq", attribute["StringValue"], "failure_reason", landed)
+        if ref in log_reasons:
+            return EntryOutcome(ref, "dlq", log_reasons[ref], "logs", landed)
+        return EntryOutcome(ref, "dlq", None, "none", landed)
 
     def manifest(self, ref: str, key: str, document: dict[str, Any], staged_sources: set[str]) -> ManifestOutcome:
         """Where one landed manifest ended: its quarantine folder, the transformer's record of staging it, rows of
@@ -947,6 +1067,8 @@ def staging_tables(lake_dir: Path) -> dict[str, Any]:
     tables: dict[str, list[Any]] = {}
     staging = Path(lake_dir) / "staging"
     for path in sorted(staging.rglob("*.parquet")):
+        if path.relative_to(staging).parts[0].endswith("_retired"):
+            continue  # history, not current staging (its rows carry when they were retired)
         table = pq.read_table(path, use_threads=False, partitioning=None)
         keep = [c for c in table.column_names if c not in LINEAGE_COLUMNS]
         partitions = [p.split("=", 1) for p in path.relative_to(staging).parts[1:-1] if "=" in p]

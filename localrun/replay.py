@@ -32,6 +32,7 @@ a connection reset).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import html
 import json
 import re
@@ -54,7 +55,16 @@ BLS_BULK_PATH = "/pub/time.series/"
 DATAUSA_PATH = "/tesseract/data.jsonrecords"
 DATAUSA_LEGACY_PATH = "/api/data"
 
-ENDPOINTS = ("bls_api", "bls_bulk_listing", "bls_bulk_file", "datausa", "socrata_rows", "socrata_views", "unknown")
+ENDPOINTS = (
+    "bls_api",
+    "bls_bulk_listing",
+    "bls_bulk_file",
+    "datausa",
+    "socrata_rows",
+    "socrata_count",
+    "socrata_views",
+    "unknown",
+)
 
 # The real limits of the BLS API: (series per query, years per query), with and without a registration key.
 BLS_LIMITS_WITH_KEY = (50, 20)
@@ -64,6 +74,7 @@ SOCRATA_MAX_LIMIT = 50_000
 
 _CONTACT = re.compile(r"[^@\s()<>;,]+@[^@\s()<>;,]+\.[A-Za-z]{2,}")
 _SOCRATA_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_SOCRATA_COUNT = re.compile(r"count\(\s*\*\s*\)(?:\s+as\s+([A-Za-z_][A-Za-z0-9_]*))?", re.I)
 _SURVEY = re.compile(r"^[a-z]{2}$")
 _BULK_FILE = re.compile(r"^[a-z]{2}\.[A-Za-z0-9_.\-]{1,120}$")
 _SERIES_IN_MESSAGE = re.compile(r"Series (?:does not exist|not found) for Series ([A-Z0-9]+)", re.I)
@@ -306,6 +317,7 @@ class ReplayServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._bls_index: dict[str, _RecordedSeries] | None = None
+        self._socrata_cache: dict[str, tuple[tuple[str, int], list[dict[str, Any]]]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> ReplayServer:
@@ -382,7 +394,7 @@ class ReplayServer:
 
     # -- routing ------------------------------------------------------------------------------------------------
     @staticmethod
-    def endpoint_of(method: str, path: str) -> str:
+    def endpoint_of(method: str, path: str, query: dict[str, str] | None = None) -> str:
         if method == "POST" and path.rstrip("/") == BLS_API_PATH.rstrip("/"):
             return "bls_api"
         if path.startswith(BLS_BULK_PATH):
@@ -390,7 +402,8 @@ class ReplayServer:
         if path in (DATAUSA_PATH, DATAUSA_LEGACY_PATH):
             return "datausa"
         if path.startswith("/resource/"):
-            return "socrata_rows"
+            counting = _SOCRATA_COUNT.fullmatch(" ".join((query or {}).get("$select", "").split()))
+            return "socrata_count" if counting else "socrata_rows"
         if path.startswith("/api/views/"):
             return "socrata_views"
         return "unknown"
@@ -406,6 +419,10 @@ class ReplayServer:
             call = partial(hook, request, call)
         return call()
 
+    def answer_unhooked(self, request: ReplayRequest) -> ReplayResponse:
+        """The recorded answer to a request, past every hook (a fault that answers with another page)."""
+        return self._answer(request)
+
     def _answer(self, request: ReplayRequest) -> ReplayResponse:
         answers: dict[str, Callable[[ReplayRequest], ReplayResponse]] = {
             "bls_api": self._bls_api,
@@ -413,6 +430,7 @@ class ReplayServer:
             "bls_bulk_file": self._bls_bulk,
             "datausa": self._datausa,
             "socrata_rows": self._socrata_rows,
+            "socrata_count": self._socrata_rows,
             "socrata_views": self._socrata_views,
         }
         answer = answers.get(request.endpoint)
@@ -493,14 +511,37 @@ class ReplayServer:
                 {"code": "query.soql.invalid", "error": True, "message": "$limit and $offset must be integers"},
                 status=400,
             )
+        rows = self._socrata_file(path)
+        select = " ".join(request.query.get("$select", "*").split())
+        count = _SOCRATA_COUNT.fullmatch(select)
+        if count:  # $select=count(*) [AS alias]: SODA answers the number as a string
+            return ReplayResponse.json_body([{count.group(1) or "count": str(len(rows))}])
         order = request.query.get("$order", ":id").strip()
         if order.lower() not in (":id", ":id asc") or limit < 0 or offset < 0 or limit > SOCRATA_MAX_LIMIT:
             return ReplayResponse.json_body(
                 {"code": "query.soql.invalid", "error": True, "message": f"Unsupported paging: {request.query}"},
                 status=400,
             )
+        if select.replace(" ", "") not in ("*", ":id,*"):
+            return ReplayResponse.json_body(
+                {"code": "query.soql.invalid", "error": True, "message": f"Unsupported $select: {select}"}, status=400
+            )
+        page = rows[offset : offset + limit]
+        if select.startswith(":id"):  # the system field, stable per row: derived from the dataset and the row's place
+            page = [{":id": socrata_row_id(dataset, offset + i), **row} for i, row in enumerate(page)]
+        return ReplayResponse(body=json.dumps(page, ensure_ascii=False).encode())
+
+    def _socrata_file(self, path: Path) -> list[dict[str, Any]]:
+        """A recorded dataset's rows, parsed once per file version (a large dataset is paged many times)."""
+        stamp = (str(path), path.stat().st_mtime_ns)
+        with self._lock:
+            cached = self._socrata_cache.get(stamp[0])
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
         rows = json.loads(path.read_bytes())
-        return ReplayResponse(body=json.dumps(rows[offset : offset + limit], ensure_ascii=False).encode())
+        with self._lock:
+            self._socrata_cache[stamp[0]] = (stamp, rows)
+        return rows
 
     def _socrata_views(self, request: ReplayRequest) -> ReplayResponse:
         dataset = request.path[len("/api/views/") :].removesuffix(".json")
@@ -530,6 +571,12 @@ class ReplayServer:
         )
 
 
+def socrata_row_id(dataset: str, index: int) -> str:
+    """The ``:id`` the replay gives a recorded row: the shape of SODA's (``row-xxxx~yyyy.zzzz``), stable per place."""
+    digest = hashlib.sha256(f"{dataset}:{index}".encode()).hexdigest()
+    return f"row-{digest[:4]}~{digest[4:8]}.{digest[8:12]}"
+
+
 class _ReplayHandler(BaseHTTPRequestHandler):
     server_replay: ReplayServer
     protocol_version = "HTTP/1.1"
@@ -552,7 +599,7 @@ class _ReplayHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         replay = self.server_replay
-        request = replay._register(replay.endpoint_of(method, path), method, path, query, headers, body)
+        request = replay._register(replay.endpoint_of(method, path, query), method, path, query, headers, body)
         try:
             response = replay.respond(request)
         except Exception as exc:  # noqa: BLE001 - a broken hook or recording answers 500, as a server would

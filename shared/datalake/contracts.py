@@ -134,7 +134,8 @@ class FileChange(_Contract):
     """What a bulk sync did to one mirrored file."""
 
     name: str
-    action: Literal["added", "changed", "deleted"]
+    # restored: a file the mirror's state knew but the bucket had lost, written again from upstream
+    action: Literal["added", "changed", "deleted", "restored"]
     key: str
     bytes: int | None = None
     sha256: Sha256 | None = None
@@ -156,6 +157,11 @@ class Manifest(_Contract):
     changes: list[FileChange] = []
     warnings: list[str] = []
     params: ExtractParams = Field(default_factory=ExtractParams)
+    # When the fetch started: the order of landings. A landing fetched earlier never replaces one fetched later,
+    # whichever commits last (absent in older manifests: created_at stands in).
+    fetched_at: datetime | None = None
+    # The source's evidence that this snapshot is whole (row counts, unique ids, listed sizes), as checked.
+    proof: dict[str, int | str | bool] = {}
 
     @model_validator(mode="after")
     def _dataset_matches_source(self) -> Manifest:
@@ -167,8 +173,37 @@ class Manifest(_Contract):
         return [p for p in self.parts if p.role == "data"]
 
     @property
+    def fetched(self) -> datetime:
+        """When the data was fetched (the ordering key of landings)."""
+        return self.fetched_at or self.created_at
+
+    @property
     def record_count(self) -> int:
         return sum(p.records or 0 for p in self.data_parts)
+
+
+class HeldLanding(_Contract):
+    """A snapshot landed raw but held: it could not be proven whole, or it drops more than upstream ever does.
+
+    Written at ``...{run_ts}-{sha12}.held.json`` beside the raw parts. It is not a manifest, so nothing stages it;
+    the previous snapshot stays current. ``acceptable``: the operator may accept it (a plausibility hold), which a
+    failed proof of completeness never is.
+    """
+
+    held_version: Literal[1] = 1
+    run_id: RunId
+    source: Source
+    dataset: DatasetId
+    created_at: datetime
+    fetched_at: datetime
+    source_url: str
+    content_sha256: Sha256
+    reason: str
+    check: str
+    acceptable: bool = False
+    parts: list[ManifestPart]
+    kept: dict[str, Any] = {}
+    proof: dict[str, int | str | bool] = {}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -182,6 +217,7 @@ class EventType(StrEnum):
     DATASET_UNCHANGED = "dataset.unchanged"
     DATASET_STAGED = "dataset.staged"
     DATASET_QUARANTINED = "dataset.quarantined"
+    DATASET_HELD = "dataset.held"
     MARTS_BUILT = "marts.built"
     STAGE_FAILED = "stage.failed"
 
@@ -205,6 +241,7 @@ class DatasetExtracted(_Event):
     event_type: Literal[EventType.DATASET_EXTRACTED] = EventType.DATASET_EXTRACTED
     manifest_key: str
     warnings: list[str] = []
+    restored: list[str] = []  # what the state said existed but was gone, landed again (self-healing), in words
 
 
 class DatasetUnchanged(_Event):
@@ -217,6 +254,7 @@ class StagedTable(_Contract):
     rows_in: int = Field(ge=0)
     rows_written: int = Field(ge=0)
     rows_quarantined: int = Field(ge=0, default=0)
+    rows_retired: int = Field(ge=0, default=0)  # keys a new full snapshot no longer holds (kept in the history)
     partitions: list[str] = []
 
 
@@ -233,6 +271,17 @@ class DatasetQuarantined(_Event):
     quarantine_key: str
 
 
+class DatasetHeld(_Event):
+    """A snapshot that could not replace the previous one: landed raw (``held_key``), the previous one kept."""
+
+    event_type: Literal[EventType.DATASET_HELD] = EventType.DATASET_HELD
+    reason: str
+    check: str
+    held_key: str
+    kept: str  # what stays current, in words (the previous landing, its rows and time), or "nothing yet"
+    acceptable: bool = False
+
+
 class BuiltMart(_Contract):
     name: str
     rows: int = Field(ge=0)
@@ -243,6 +292,7 @@ class MartsBuilt(_Event):
     event_type: Literal[EventType.MARTS_BUILT] = EventType.MARTS_BUILT
     marts: list[BuiltMart]
     skipped: list[str] = []
+    skipped_reasons: dict[str, str] = {}  # mart -> why it was not rebuilt (its previous version is kept)
 
 
 class StageFailed(_Event):
@@ -254,7 +304,14 @@ class StageFailed(_Event):
 
 
 PipelineEvent = Annotated[
-    RunStarted | DatasetExtracted | DatasetUnchanged | DatasetStaged | DatasetQuarantined | MartsBuilt | StageFailed,
+    RunStarted
+    | DatasetExtracted
+    | DatasetUnchanged
+    | DatasetStaged
+    | DatasetQuarantined
+    | DatasetHeld
+    | MartsBuilt
+    | StageFailed,
     Field(discriminator="event_type"),
 ]
 

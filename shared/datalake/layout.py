@@ -3,10 +3,13 @@
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.json        a single-object landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}/part-00000.json   parts of a paged landing
 landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.manifest.json   commits the landing
+landing/{source}/{dataset}/ingest_date=YYYY-MM-DD/{run_ts}-{sha256[:12]}.held.json   a snapshot landed raw but held
+                                                     (not proven whole, or an implausible drop): never staged
 landing/bls_api/_responses/ingest_date=YYYY-MM-DD/{run_ts}-{sha256(body)[:12]}.json   one BLS API response body,
                                                      stored once as received; the series' manifests point at it
 landing/bls_bulk/{survey}/{file}                                                       the in-place bulk mirror
 staging/{table}/{partition}=.../part-*.parquet
+staging/{table}_retired/{partition}=.../part-*.parquet   rows a newer full snapshot no longer holds (history)
 marts/{dimensions|facts|aggregates|reports}/{name}/...
 quarantine/{source}/{dataset}/...
 """
@@ -24,6 +27,7 @@ STAGING = "staging"
 MARTS = "marts"
 QUARANTINE = "quarantine"
 MANIFEST_SUFFIX = ".manifest.json"
+HELD_SUFFIX = ".held.json"
 MART_KINDS = ("dimensions", "facts", "aggregates", "reports")
 # Not a dataset: "_" cannot start a BLS series id, so this prefix never collides with a series' landings.
 BLS_API_RESPONSES = f"{LANDING}/{Source.BLS_API.value}/_responses/"
@@ -55,6 +59,12 @@ def landing_part_key(source: Source, dataset: str, moment: datetime, sha256: str
 
 def manifest_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:
     return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}{MANIFEST_SUFFIX}"
+
+
+def held_key(source: Source, dataset: str, moment: datetime, sha256: str) -> str:
+    """Key of a held snapshot's record (``HeldLanding``): beside its raw parts, never matched by the S3
+    notification (``*.manifest.json``), so nothing stages it."""
+    return f"{landing_prefix(source, dataset, moment)}{run_timestamp(moment)}-{sha256[:12]}{HELD_SUFFIX}"
 
 
 def bls_api_response_key(moment: datetime, sha256: str) -> str:
@@ -104,6 +114,12 @@ def staging_partition_prefix(table: str, partition: dict[str, str | int]) -> str
             raise ValueError(f"partition {column}={text!r} is not key-safe")
         parts.append(f"{column}={text}")
     return staging_table_prefix(table) + "".join(f"{p}/" for p in parts)
+
+
+def retired_prefix(table: str, partition: dict[str, str | int]) -> str:
+    """Where rows that left a staging table are kept (history): ``staging/{table}_retired/{partitions}/``."""
+    current = staging_partition_prefix(table, partition) if partition else staging_table_prefix(table)
+    return f"{STAGING}/{table}_retired/" + current[len(staging_table_prefix(table)) :]
 
 
 def mart_prefix(kind: str, name: str) -> str:

@@ -25,6 +25,15 @@ class StateError(RuntimeError):
     """The state table could not be read or written."""
 
 
+class ConditionFailed(StateError):
+    """A conditional write found the item in another state than it required (a compare-and-set lost)."""
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    """Whether DynamoDB refused a write because its condition did not hold."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 def dataset_pk(source: str, dataset: str) -> str:
     return f"DATASET#{source}#{dataset}"
 
@@ -97,9 +106,26 @@ class StateStore:
             raise StateError(f"cannot write {pk}/{sk} to {self.table_name}: {exc}") from exc
 
     def update(
-        self, pk: str, sk: str, set_values: dict[str, Any] | None = None, add_values: dict[str, int] | None = None
+        self,
+        pk: str,
+        sk: str,
+        set_values: dict[str, Any] | None = None,
+        add_values: dict[str, int] | None = None,
+        condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """SET and ADD attributes atomically; returns the item after the update."""
+        """SET and ADD attributes atomically; returns the item after the update.
+
+        ``condition``: a DynamoDB condition expression over the item as it is (its values as ``:c_name`` in
+        ``condition_values``), for a compare-and-set.
+
+        Raises
+        ------
+        ConditionFailed
+            When the condition does not hold (nothing was written).
+        StateError
+            When the table cannot be reached.
+        """
         set_values, add_values = set_values or {}, add_values or {}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -120,6 +146,10 @@ class StateStore:
         )
         if not expression:
             raise ValueError("update needs at least one attribute")
+        extra: dict[str, Any] = {}
+        if condition:
+            extra["ConditionExpression"] = condition
+            values.update({k: _to_dynamo(v) for k, v in (condition_values or {}).items()})
         try:
             response = self.ddb.update_item(
                 TableName=self.table_name,
@@ -128,8 +158,13 @@ class StateStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                **extra,
             )
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if condition and is_condition_failure(exc):
+                raise ConditionFailed(f"{pk}/{sk} in {self.table_name} failed the condition {condition}") from exc
+            raise StateError(f"cannot update {pk}/{sk} in {self.table_name}: {exc}") from exc
+        except BotoCoreError as exc:
             raise StateError(f"cannot update {pk}/{sk} in {self.table_name}: {exc}") from exc
         return from_item(response["Attributes"])
 

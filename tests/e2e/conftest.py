@@ -14,6 +14,7 @@ delivery-fault tests do); ``tests/fault_table.py`` prints it at the end of the s
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from localrun.faults import (
     run_local,
     staging_differences,
 )
+from localrun.template import ROOT
 
 DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
 
@@ -60,6 +62,16 @@ class Scenario:
     recovery: tuple[str, ...] = ()
     reason: str | None = None  # a regular expression the DLQ reason must match
     permanent: tuple[str, ...] = ()
+    # Snapshot integrity: ``prior`` starts from a clean run's lake (a previous good snapshot exists); ``kept``
+    # asserts that after the faulted run staging still equals it (nothing replaced by an unproven snapshot);
+    # ``notice`` is a regular expression the faulted run's notifications must show (the cause, named);
+    # ``replay`` names a variant of the bundled replay (a new release) for the faulted run, its recovery and the
+    # clean reference; ``damage`` lists lake files (globs) deleted before the faulted run.
+    prior: bool = False
+    kept: bool = False
+    notice: str | None = None
+    replay: str | None = None
+    damage: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.id
@@ -79,6 +91,8 @@ class Played:
     staging_diffs: list[str]
     dead_after: list[tuple[str, str]]
     seconds: float
+    output: str = ""  # the faulted run's console (its notifications and summary)
+    kept_diffs: list[str] = field(default_factory=list)  # staging after the faulted run vs. the prior snapshot
 
     def row(self) -> dict[str, str]:
         source = self.faults.get("source") or []
@@ -99,12 +113,48 @@ class Played:
         }
 
 
+def replay_variant(name: str, workdir: Path) -> Path:
+    """A variant of the bundled replay, built once per session folder.
+
+    ``pr-series-retired``: the 2026-08 ``pr`` release as if BLS had discontinued one series (PRS30006011): its lines
+    leave every data file and ``pr.series``, as they do when BLS retires a series.
+    """
+    target = workdir / f"replay-{name}"
+    if target.exists():
+        return target
+    if name != "pr-series-retired":
+        raise ValueError(f"no replay variant {name!r}")
+    building = workdir / f"replay-{name}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    shutil.copytree(ROOT / "data" / "replay", building)
+    survey = building / "bls_bulk" / "pr"
+    for path in survey.iterdir():
+        if path.name.startswith("pr.data.") or path.name == "pr.series":
+            lines = path.read_bytes().splitlines(keepends=True)
+            path.write_bytes(b"".join(line for line in lines if not line.startswith(RETIRED_SERIES.encode())))
+    building.rename(target)
+    return target
+
+
+RETIRED_SERIES = "PRS30006011"
+
+
 def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
     """The faulted run, the recovery, and the comparison with a clean run of the same scope."""
     started = time.monotonic()
     lake = workdir / scenario.id
-    faulted = run_local(lake, *scenario.scope, plan={"name": scenario.id, **scenario.plan})
+    new_release = ("--replay-dir", str(replay_variant(scenario.replay, workdir))) if scenario.replay else ()
+    prior = None
+    if scenario.prior:  # the previous good snapshot: a copy of the clean run of the same scope
+        prior = reference_lake(references, *scenario.scope)
+        shutil.copytree(prior, lake)
+    for pattern in scenario.damage:
+        for path in lake.glob(pattern):
+            path.unlink()
+    scope = (*scenario.scope, *new_release)
+    faulted = run_local(lake, *scope, plan={"name": scenario.id, **scenario.plan})
     before = audit_run(lake, faulted.run_id)
+    kept_diffs = staging_differences(lake, prior) if scenario.kept and prior is not None else []
     steps = []
     if "redrive" in scenario.recovery:
         for dlq in DLQ_ORDER:
@@ -112,10 +162,10 @@ def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
                 run_local(lake, "--redrive", dlq)
                 steps.append(f"redrive {dlq}")
     if "next run" in scenario.recovery:
-        run_local(lake, *scenario.scope)
+        run_local(lake, *scope)
         steps.append("next run")
     after = audit_run(lake, faulted.run_id)
-    reference = reference_lake(references, *scenario.scope)
+    reference = reference_lake(references, *scope)
     return Played(
         scenario=scenario,
         run_id=faulted.run_id,
@@ -129,6 +179,8 @@ def play(scenario: Scenario, workdir: Path, references: Path) -> Played:
         staging_diffs=staging_differences(lake, reference),
         dead_after=dead_letters(lake),
         seconds=time.monotonic() - started,
+        output=faulted.output,
+        kept_diffs=kept_diffs,
     )
 
 

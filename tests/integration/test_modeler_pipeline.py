@@ -14,7 +14,7 @@ import pytest
 from datalake.contracts import DatasetExtracted
 from datalake.events import publish_event
 from datalake.settings import ModelerSettings, load_settings
-from localrun.lakesync import save_bucket
+from localrun.lakesync import save_lake
 from localrun.runner import Runner
 from localrun.template import ROOT
 from modeler.registry import MARTS
@@ -57,7 +57,7 @@ def modeler_run(local_cloud, monkeypatch, tmp_path):
     )
     runner.drain()
     lake_dir = tmp_path / "lake"
-    save_bucket(lake_dir, local_cloud.client("s3"), bucket)
+    save_lake(lake_dir, local_cloud.client("s3"), bucket)
     return local_cloud, runner, lake_dir
 
 

@@ -131,13 +131,20 @@ def test_release_2025_then_2026_then_2025_again_ends_with_the_right_values_each_
     assert aws.snapshot("staging/") == before
     assert staged_file(aws, "pr.data.0.Current")[revised_cell] == (0.0, None)
 
-    # 3b. the mirror going back to the 2025-02 files is a new ingestion: those values win again, history stays
-    stage(aws, release(aws, PR_2025, T3))
+    # 3b. the mirror going back to the 2025-02 files is a new ingestion of a full snapshot: its values win again,
+    # and the quarters it no longer holds leave current staging for the retired-rows record (history kept there)
+    outcome = stage(aws, release(aws, PR_2025, T3))
     staged = staged_file(aws, "pr.data.0.Current")
     assert staged[revised_cell] == (-0.1, None) and staged[footnoted_cell] == (-1.2, "R")
-    assert {k: staged[k] for k in old} == old
-    assert {k: staged[k] for k in new.keys() - old.keys()} == {k: new[k] for k in new.keys() - old.keys()}
-    assert len(staged) == 38_412
+    assert staged == old
+    gone = new.keys() - old.keys()
+    assert outcome["table_counts"]["bls_observation"]["rows_retired"] == len(gone) == 1_761
+    [retired_key] = aws.keys("staging/bls_observation_retired/source_kind=bulk/survey=pr/")
+    retired = aws.parquet(retired_key).to_pylist()
+    assert {(r["series_id"], r["year"], r["period"]): (r["value"], r["footnote_codes"]) for r in retired} == {
+        k: new[k] for k in gone
+    }
+    assert {r["_retired_by_run"] for r in retired} == {RUN[T3]}
 
 
 def test_a_revision_release_updates_the_revised_values_and_nothing_else(aws):

@@ -46,6 +46,7 @@ from extractor.domain import (
     series_content_sha256,
     series_does_not_exist,
     series_observations,
+    series_years,
     sha256_hex,
     year_windows,
 )
@@ -61,6 +62,7 @@ from extractor.errors import (
 )
 from extractor.http import HttpClient, redacted_url
 from extractor.landing import Fetched, FetchedPart, SharedObject
+from extractor.proof import now_utc
 from extractor.telemetry import telemetry
 
 logger = Logger(child=True)
@@ -94,6 +96,7 @@ class BlsApiFetcher:
         self.window_years = window_years
         self.limits: BlsLimits = bls_limits(api_key is not None)
         self.queries_sent = 0
+        self.fetched_at = now_utc()  # the batch's queries start now: the order of its landings
         self._answers: dict[tuple[SeriesWant, int, int], _WindowAnswer] = {}
 
     def want(self, request: ExtractRequest) -> SeriesWant:
@@ -308,6 +311,12 @@ class BlsApiFetcher:
         source_url = self._series_url(want)
         if warnings:
             logger.info("BLS warnings", extra={"series_id": want.series_id, "warnings": warnings[:20]})
+        years, outside = series_years(series, want.start_year, want.end_year)
+        if outside:
+            raise BadPayload(
+                f"BLS answered series {want.series_id} with years outside the {want.start_year}-{want.end_year} "
+                f"asked for: {', '.join(map(str, outside[:5]))}"
+            )
         return Fetched(
             request=request,
             source_url=source_url,
@@ -317,6 +326,8 @@ class BlsApiFetcher:
                 for part, response in windows
             ],
             warnings=warnings,
+            fetched_at=self.fetched_at,
+            measures={"years": years, "window": [want.start_year, want.end_year]},
         )
 
     def _bad_landing(self, request: ExtractRequest, want: SeriesWant, answers: list[_WindowAnswer]) -> Fetched:

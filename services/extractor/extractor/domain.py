@@ -259,6 +259,18 @@ def series_observations(series: dict[str, Any]) -> int:
     return len(data) if isinstance(data, list) else 0
 
 
+def series_years(series: dict[str, Any], start: int, end: int) -> tuple[list[int], list[int]]:
+    """(the years a series object answers inside ``start..end``, those outside it) - a BLS answer holds only the
+    years asked for; anything else is not the answer to this request."""
+    years = set()
+    for item in series.get("data") or []:
+        try:
+            years.add(int(item.get("year")))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return sorted(y for y in years if start <= y <= end), sorted(y for y in years if not start <= y <= end)
+
+
 def echoes_secret(body: bytes, secret: str | None) -> bool:
     """Whether a response body carries a secret we sent (in any letter case: BLS may echo a key in a message)."""
     return bool(secret) and secret.lower().encode() in body.lower()
@@ -378,52 +390,9 @@ def count_lines(data: bytes) -> int:
 
 
 def socrata_page_params(offset: int, limit: int) -> dict[str, str]:
-    """Stable paging: ordered by the row id, so pages neither skip nor repeat rows."""
-    return {"$order": ":id", "$limit": str(limit), "$offset": str(offset)}
-
-
-def count_json_array(text: str) -> int:
-    """The number of elements of a JSON array, decoding one element at a time (no list of every row).
-
-    Raises
-    ------
-    BadPayload
-        When the text is not one complete JSON array (an HTML page, a truncated body, an error object).
-    """
-    decoder = json.JSONDecoder()
-    size = len(text)
-    position = _skip_space(text, 0)
-    if position >= size or text[position] != "[":
-        raise BadPayload(f"expected a JSON array of rows, got {text[position : position + 40]!r}")
-    position = _skip_space(text, position + 1)
-    count = 0
-    if position < size and text[position] == "]":
-        return _end_of_array(text, position + 1, count)
-    while True:
-        try:
-            _, position = decoder.raw_decode(text, position)
-        except ValueError as exc:
-            raise BadPayload(f"row {count} is not valid JSON: {exc}") from exc
-        count += 1
-        position = _skip_space(text, position)
-        if position < size and text[position] == ",":
-            position = _skip_space(text, position + 1)
-            continue
-        if position < size and text[position] == "]":
-            return _end_of_array(text, position + 1, count)
-        raise BadPayload(f"the JSON array ends early after {count} rows (truncated?)")
-
-
-def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
-
-
-def _end_of_array(text: str, position: int, count: int) -> int:
-    if _skip_space(text, position) != len(text):
-        raise BadPayload("unexpected data after the JSON array")
-    return count
+    """Stable paging: ordered by the row id, so pages neither skip nor repeat rows; each row carries its ``:id``
+    (a system field SODA adds when asked), so the extractor can prove no row came twice."""
+    return {"$select": ":id,*", "$order": ":id", "$limit": str(limit), "$offset": str(offset)}
 
 
 def socrata_columns(views: bytes) -> list[tuple[str, str]]:
@@ -489,6 +458,19 @@ class DataUsaShape:
     shape: Literal["tesseract", "legacy", "unknown"]
     records: int | None
     warnings: tuple[str, ...] = ()
+    years: tuple[int, ...] = ()  # the years answered (the plausibility guard compares them with the last landing)
+
+
+def _years_of(rows: list[Any]) -> tuple[int, ...]:
+    """The distinct years of DataUSA rows (``Year`` is a number in tesseract, text in the legacy shape)."""
+    years = set()
+    for row in rows:
+        value = row.get("Year", row.get("ID Year")) if isinstance(row, dict) else None
+        try:
+            years.add(int(value))
+        except (TypeError, ValueError):
+            continue
+    return tuple(sorted(years))
 
 
 def datausa_shape(body: bytes) -> DataUsaShape:
@@ -505,10 +487,11 @@ def datausa_shape(body: bytes) -> DataUsaShape:
     except ValueError as exc:
         raise BadPayload(f"DataUSA answered a body that is not JSON ({len(body)} bytes): {exc}") from exc
     if isinstance(document, dict) and isinstance(document.get("data"), list):
+        rows = document["data"]
         if isinstance(document.get("columns"), list):
-            return DataUsaShape("tesseract", len(document["data"]))
+            return DataUsaShape("tesseract", len(rows), years=_years_of(rows))
         if "source" in document:
-            return DataUsaShape("legacy", len(document["data"]))
+            return DataUsaShape("legacy", len(rows), years=_years_of(rows))
     return DataUsaShape("unknown", None, ("DataUSA response has neither the tesseract nor the legacy shape",))
 
 

@@ -122,6 +122,16 @@ class Download:
         self.file.seek(0)
         return self.file
 
+    def first_line(self, limit: int = 1 << 16) -> bytes:
+        """The body's first line (at most ``limit`` bytes), without reading the rest."""
+        self.file.seek(0)
+        return self.file.read(limit).split(b"\n", 1)[0]
+
+    def tail(self, size: int = 1 << 16) -> bytes:
+        """The body's last ``size`` bytes."""
+        self.file.seek(max(0, self.size - size))
+        return self.file.read(size)
+
     def close(self) -> None:
         if not self._closed:
             self.file.close()

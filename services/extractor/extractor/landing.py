@@ -9,6 +9,15 @@ Order of a landing, so the transformer never sees half of one and a retry conver
      transform);
   4. record the new hash in the state table, then publish ``dataset.extracted``.
 A failure before 4 leaves the old hash in place, so the retry lands again, at the same deterministic keys.
+
+Before 2, three guards:
+  - a fetch that could not be proven whole (on its last receive) is landed raw and *held*: its parts and a
+    ``.held.json`` record are written, the state keeps the previous landing, and ``dataset.held`` tells people;
+  - a fetch older than the landing the state holds (``fetched_at``: overlapping runs) replaces nothing; step 4 is a
+    compare-and-set on that time, so the newer fetch wins whichever commits last;
+  - a fetch that drops more than upstream ever does (``extractor.proof``) is held too, unless the operator accepted
+    the drop (``accept_drop``) or the same content was held in ``PERSISTENT_DROP_RUNS`` consecutive runs.
+An unchanged source is landed again when the staging files its last landing produced are gone (self-healing).
 """
 
 from __future__ import annotations
@@ -23,16 +32,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.contracts import (
     DatasetExtracted,
+    DatasetHeld,
     DatasetUnchanged,
     ExtractRequest,
+    HeldLanding,
     Manifest,
     ManifestPart,
 )
 from datalake.events import publish_event
 from datalake.lake import LakeError, LakeStore, PutResult
-from datalake.layout import landing_key, landing_part_key, manifest_key
-from datalake.state import StateStore, dataset_pk
+from datalake.layout import held_key, landing_key, landing_part_key, manifest_key
+from datalake.state import ConditionFailed, StateStore, dataset_pk
 from extractor.domain import sha256_hex
+from extractor.proof import PERSISTENT_DROP_RUNS, IncompleteSnapshot, missing_values, now_utc, row_drop
 from extractor.telemetry import telemetry
 
 if TYPE_CHECKING:
@@ -78,6 +90,7 @@ class FetchedPart:
     download: Download | None = None
     suffix: str = ".json"
     content_type: str = "application/json"
+    name: str | None = None  # the upstream file name (a bulk file)
     shared: SharedObject | None = None
     select_series: str | None = None  # the series this landing takes from a shared BLS API response
 
@@ -132,6 +145,13 @@ class Fetched:
     parts: list[FetchedPart]
     warnings: list[str] = field(default_factory=list)
     paged: bool = False  # True: parts under {run_ts}-{sha12}/part-NNNNN; False: one object {run_ts}-{sha12}.json
+    fetched_at: datetime = field(default_factory=now_utc)  # when the fetch started: the order of landings
+    proof: dict[str, int | str | bool] = field(default_factory=dict)  # the source's evidence it is whole
+    # What the plausibility guard compares with the next snapshot, remembered in the state: ``rows``, ``years``.
+    measures: dict[str, Any] = field(default_factory=dict)
+    # The evidence disproved wholeness on the request's last receive: land raw and hold instead of failing again.
+    incomplete: IncompleteSnapshot | None = None
+    restored: list[str] = field(default_factory=list)  # what this landing restores (self-healing), in words
 
     @property
     def records(self) -> int:
@@ -211,11 +231,11 @@ class Lander:
 
     # -- landing ----------------------------------------------------------------------------------------------
     def land(self, fetched: Fetched) -> dict[str, Any]:
-        """Land a fetch unless its content equals the last landing.
+        """Land a fetch unless its content equals the last landing (see the module docstring for the guards).
 
         Returns
         -------
-        The outcome: ``{"outcome": "extracted" | "unchanged", ...}``.
+        The outcome: ``{"outcome": "extracted" | "unchanged" | "held" | "superseded", ...}``.
 
         Raises
         ------
@@ -223,9 +243,49 @@ class Lander:
             When a write fails; nothing is recorded as landed, so the retry lands again.
         """
         request = fetched.request
-        previous = self.last_landing(request)
-        if previous is not None and previous.get("content_sha256") == fetched.content_sha256:
-            return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
+        previous = self.last_landing(request) or {}
+        if fetched.incomplete is not None:
+            return self.hold(fetched, str(fetched.incomplete), fetched.incomplete.check, False, previous)
+        if previous.get("content_sha256") == fetched.content_sha256:
+            missing = self.missing_staging(previous)
+            if not missing:
+                return self.unchanged(request, fetched.content_sha256, {"records": fetched.records})
+            fetched.restored.extend(f"staging file {key} was missing: landed again to stage it" for key in missing)
+            logger.warning("staging files missing; landing again", extra={"missing": missing[:20]})
+        newer = previous.get("fetched_at")
+        if newer and newer > fetched.fetched_at.isoformat():
+            return self.superseded(request, newer)
+        drop = self.implausible(request, previous, fetched)
+        if drop is not None:
+            accepted = self.accepted(request, previous, fetched)
+            if accepted is None:
+                return self.hold(fetched, drop, "plausibility", True, previous)
+            fetched.warnings.append(f"{drop}; accepted: {accepted}")
+        parts, bytes_written = self.write_parts(fetched)
+        manifest = Manifest(
+            run_id=request.run_id,
+            source=request.source,
+            dataset=request.dataset,
+            trigger=request.trigger,
+            created_at=datetime.now(UTC),
+            source_url=fetched.source_url,
+            content_sha256=fetched.content_sha256,
+            parts=parts,
+            warnings=fetched.warnings,
+            params=request.params,
+            fetched_at=fetched.fetched_at,
+            proof=fetched.proof,
+        )
+        key = manifest_key(request.source, request.dataset, request.requested_at, fetched.content_sha256)
+        self.commit(manifest, key)
+        telemetry.count("BytesLanded", bytes_written, MetricUnit.Bytes, source=request.source.value)
+        telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
+        counts = {"records": fetched.records, "parts": len(parts)}
+        return self.record_landing(manifest, key, counts, fetched.measures, fetched.restored)
+
+    def write_parts(self, fetched: Fetched) -> tuple[list[ManifestPart], int]:
+        """Write every part of a fetch (a shared part once); returns them as manifest parts, and the bytes written."""
+        request = fetched.request
         moment = request.requested_at
         parts: list[ManifestPart] = []
         bytes_written = 0
@@ -267,25 +327,145 @@ class Lander:
                     records=part.records,
                     version_id=written.version_id,
                     role=part.role,
+                    name=part.name,
                 )
             )
-        manifest = Manifest(
+        return parts, bytes_written
+
+    # -- guards -----------------------------------------------------------------------------------------------
+    def missing_staging(self, previous: dict[str, Any]) -> list[str]:
+        """The staging files the last staging of this dataset produced that the bucket no longer holds."""
+        return [key for key in (previous.get("staged_groups") or {}).values() if self.lake.head(key) is None]
+
+    @staticmethod
+    def implausible(request: ExtractRequest, previous: dict[str, Any], fetched: Fetched) -> str | None:
+        """Why the new snapshot drops more than upstream does, compared with the previous one (or None)."""
+        before = previous.get("measures") or {}
+        what = f"{request.source.value}/{request.dataset}"
+        if "rows" in fetched.measures:
+            dropped = row_drop(what, before.get("rows"), fetched.measures["rows"])
+            if dropped:
+                return dropped
+        if "years" in fetched.measures:
+            previous_years = before.get("years") or []
+            window = fetched.measures.get("window")
+            if window:  # a moving window (the BLS API's recent years): compare the years both windows cover
+                previous_years = [y for y in previous_years if window[0] <= y <= window[1]]
+            return missing_values(what, "years", previous_years, fetched.measures["years"])
+        return None
+
+    @staticmethod
+    def accepted(request: ExtractRequest, previous: dict[str, Any], fetched: Fetched) -> str | None:
+        """Why a drop is accepted, or None: the operator said so, or the same content persisted for
+        ``PERSISTENT_DROP_RUNS`` consecutive runs (this one included)."""
+        if request.params.accept_drop:
+            return f"the operator accepted the drop (run {request.run_id})"
+        same = previous.get("held_sha256") == fetched.content_sha256
+        runs = int(previous.get("held_runs") or 0) + (previous.get("held_run_id") != request.run_id)
+        if same and runs >= PERSISTENT_DROP_RUNS:
+            return f"by rule: the same snapshot was held in {runs} consecutive runs since {previous.get('held_since')}"
+        return None
+
+    # -- outcomes that replace nothing ------------------------------------------------------------------------
+    def hold(
+        self, fetched: Fetched, reason: str, check: str, acceptable: bool, previous: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Land the fetch raw, record it as held (the previous landing stays current), and tell people.
+
+        Returns
+        -------
+        ``{"outcome": "held", ...}``
+        """
+        request = fetched.request
+        parts, _ = self.write_parts(fetched)
+        now = datetime.now(UTC)
+        kept = describe_kept(previous)
+        record = HeldLanding(
             run_id=request.run_id,
             source=request.source,
             dataset=request.dataset,
-            trigger=request.trigger,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            fetched_at=fetched.fetched_at,
             source_url=fetched.source_url,
             content_sha256=fetched.content_sha256,
+            reason=reason,
+            check=check,
+            acceptable=acceptable,
             parts=parts,
-            warnings=fetched.warnings,
-            params=request.params,
+            kept={k: previous.get(k) for k in ("manifest_key", "landed_at", "record_count", "content_sha256")},
+            proof=fetched.proof,
         )
-        key = manifest_key(request.source, request.dataset, moment, fetched.content_sha256)
-        self.commit(manifest, key)
-        telemetry.count("BytesLanded", bytes_written, MetricUnit.Bytes, source=request.source.value)
-        telemetry.count("RecordsLanded", fetched.records, source=request.source.value)
-        return self.record_landing(manifest, key, {"records": fetched.records, "parts": len(parts)})
+        key = held_key(request.source, request.dataset, request.requested_at, fetched.content_sha256)
+        self.publish_held(record, key, kept)
+        self.remember_hold(request, previous, fetched.content_sha256, key, reason, now)
+        return {
+            "outcome": "held",
+            "source": request.source.value,
+            "dataset": request.dataset,
+            "reason": reason,
+            "check": check,
+            "held_key": key,
+        }
+
+    def publish_held(self, record: HeldLanding, key: str, kept: str) -> None:
+        """Write a held snapshot's record beside its raw parts, and tell the pipeline (``dataset.held``)."""
+        put_object(
+            self.lake,
+            key,
+            record.model_dump_json(indent=1).encode(),
+            object_metadata(record.run_id, record.source_url, record.content_sha256, None),
+            "application/json",
+        )
+        publish_event(
+            DatasetHeld(
+                run_id=record.run_id,
+                source=record.source,
+                dataset=record.dataset,
+                reason=record.reason[:4000],
+                check=record.check,
+                held_key=key,
+                kept=kept,
+                acceptable=record.acceptable,
+                counts={"records": sum(p.records or 0 for p in record.parts)},
+                keys=[p.key for p in record.parts],
+            ),
+            self.topic_arn,
+            self.sns,
+        )
+        telemetry.count("DatasetsHeld", source=record.source.value)
+        logger.warning(
+            "snapshot held", extra={"reason": record.reason, "check": record.check, "held_key": key, "kept": kept}
+        )
+
+    def remember_hold(
+        self, request: ExtractRequest, previous: dict[str, Any], sha256: str, key: str, reason: str, now: datetime
+    ) -> None:
+        """Count consecutive runs holding the same content (the rule that accepts a persistent drop)."""
+        same = previous.get("held_sha256") == sha256
+        if same and previous.get("held_run_id") == request.run_id:
+            return  # a redelivery within the run
+        runs = int(previous.get("held_runs") or 0) + 1 if same else 1
+        self.state.update(
+            dataset_pk(request.source.value, request.dataset),
+            STATE_SK,
+            set_values={
+                "held_sha256": sha256,
+                "held_runs": runs,
+                "held_run_id": request.run_id,
+                "held_since": previous.get("held_since") if same else now.isoformat(),
+                "held_key": key,
+                "held_reason": reason[:1000],
+                "last_checked_at": now.isoformat(),
+                "last_run_id": request.run_id,
+            },
+        )
+
+    def superseded(self, request: ExtractRequest, newer: str) -> dict[str, Any]:
+        """A newer fetch (another run) already landed this dataset: this older one replaces nothing."""
+        logger.info("an older fetch than the landed one; not landed", extra={"landed_fetched_at": newer})
+        telemetry.count("DatasetsSuperseded", source=request.source.value)
+        result = self.unchanged(request, self.last_landing(request)["content_sha256"], {"superseded": 1})
+        return {**result, "outcome": "superseded", "newer_fetched_at": newer}
 
     def put_shared(self, shared: SharedObject, run_id: str) -> tuple[PutResult, int]:
         """Write a shared object unless this invocation already did; returns it and the bytes written now.
@@ -316,21 +496,47 @@ class Lander:
             "application/json",
         )
 
-    def record_landing(self, manifest: Manifest, key: str, counts: dict[str, int]) -> dict[str, Any]:
-        """After the manifest: remember the hash (change detection) and announce the landing."""
+    def record_landing(
+        self,
+        manifest: Manifest,
+        key: str,
+        counts: dict[str, int],
+        measures: dict[str, Any] | None = None,
+        restored: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """After the manifest: remember the hash (change detection) and announce the landing.
+
+        The state write is a compare-and-set on ``fetched_at``: when a fetch that started later has already been
+        recorded (an overlapping run), this one is superseded; its manifest names older data, which the
+        transformer's own ordering (by ``fetched_at``) keeps from replacing the newer staging.
+        """
         now = datetime.now(UTC).isoformat()
-        self.state.update(
-            dataset_pk(manifest.source.value, manifest.dataset),
-            STATE_SK,
-            set_values={
-                "content_sha256": manifest.content_sha256,
-                "manifest_key": key,
-                "landed_at": now,
-                "last_checked_at": now,
-                "last_run_id": manifest.run_id,
-                "record_count": manifest.record_count,
-            },
-        )
+        fetched_at = manifest.fetched.isoformat()
+        try:
+            self.state.update(
+                dataset_pk(manifest.source.value, manifest.dataset),
+                STATE_SK,
+                set_values={
+                    "content_sha256": manifest.content_sha256,
+                    "manifest_key": key,
+                    "landed_at": now,
+                    "fetched_at": fetched_at,
+                    "last_checked_at": now,
+                    "last_run_id": manifest.run_id,
+                    "record_count": manifest.record_count,
+                    "measures": measures or {},
+                    "held_sha256": None,
+                    "held_runs": 0,
+                },
+                condition="attribute_not_exists(fetched_at) OR fetched_at <= :c_fetched",
+                condition_values={":c_fetched": fetched_at},
+            )
+        except ConditionFailed:
+            newer = (self.state.get(dataset_pk(manifest.source.value, manifest.dataset), STATE_SK) or {}).get(
+                "fetched_at", "?"
+            )
+            logger.warning("a newer fetch landed meanwhile; this landing is superseded", extra={"newer": newer})
+            return self.superseded(manifest_request(manifest), newer)
         publish_event(
             DatasetExtracted(
                 run_id=manifest.run_id,
@@ -338,6 +544,7 @@ class Lander:
                 dataset=manifest.dataset,
                 manifest_key=key,
                 warnings=manifest.warnings,
+                restored=restored or [],
                 counts=counts,
                 keys=[p.key for p in manifest.parts],
             ),
@@ -357,3 +564,24 @@ class Lander:
             "manifest_key": key,
             "changes": [c.model_dump(mode="json") for c in manifest.changes] if manifest.changes else [],
         }
+
+
+def describe_kept(previous: dict[str, Any]) -> str:
+    """What stays current when a snapshot is held, in words."""
+    if not previous.get("manifest_key"):
+        return "nothing: no earlier snapshot of this dataset was landed"
+    rows = previous.get("record_count")
+    rows_text = f"{rows:,} records, " if isinstance(rows, int) else ""
+    return f"the previous snapshot ({rows_text}landed {previous.get('landed_at')}, {previous['manifest_key']})"
+
+
+def manifest_request(manifest: Manifest) -> ExtractRequest:
+    """The request a manifest came from (for the outcome of a landing that lost the compare-and-set)."""
+    return ExtractRequest(
+        run_id=manifest.run_id,
+        source=manifest.source,
+        dataset=manifest.dataset,
+        params=manifest.params,
+        trigger=manifest.trigger,
+        requested_at=manifest.created_at,
+    )

@@ -115,7 +115,8 @@ class Invocation:
         if request.source is Source.BLS_BULK:
             from extractor.bls_bulk import BulkMirror
 
-            return BulkMirror(self.http, self.settings.bls_bulk_url, self.lake, self.state, self.lander).sync(request)
+            mirror = BulkMirror(self.http, self.settings.bls_bulk_url, self.lake, self.state, self.lander)
+            return mirror.sync(request, keep_bad=keep_bad)
         if request.source is Source.BLS_API:
             fetched = self.bls.fetched_for(request, keep_bad=keep_bad)
         elif request.source is Source.DATAUSA:

@@ -372,9 +372,8 @@ class Rebuild:
         for spec in self.marts:
             outcome = self.build_mart(spec)
             self.report.outcomes.append(outcome)
-            logger.info(
-                "mart " + outcome.status, extra={"mart": spec.name, "reason": outcome.reason, "rows": outcome.rows}
-            )
+            log = logger.warning if outcome.status == "skipped" else logger.info  # a report not built is a warning
+            log("mart " + outcome.status, extra={"mart": spec.name, "reason": outcome.reason, "rows": outcome.rows})
         if self._documents:
             self._write_graph()
         return self.report
@@ -432,6 +431,8 @@ def rebuild_marts(
             run_id=report.run_id,
             marts=[BuiltMart(name=o.name, rows=o.rows or 0, key=o.key) for o in published],
             skipped=[o.name for o in report.outcomes if o.status != "published"],
+            # a mart that could not be built (its inputs are missing or empty), as opposed to one already current
+            skipped_reasons={o.name: o.reason or "inputs not ready" for o in report.outcomes if o.status == "skipped"},
             counts=report.counts,
             keys=[o.key for o in published],
         )

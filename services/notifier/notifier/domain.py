@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datalake.contracts import (
     DatasetExtracted,
+    DatasetHeld,
     DatasetQuarantined,
     DatasetStaged,
     DatasetUnchanged,
@@ -37,6 +38,7 @@ DATASET_STAGES = {"extractor", "transformer"}  # a stage.failed from these ends 
 class Kind(StrEnum):
     FAILURE = "failure"
     QUARANTINE = "quarantine"
+    HELD = "held"
     MARTS = "marts"
     ALARM = "alarm"
     SUMMARY = "summary"
@@ -157,12 +159,23 @@ def stage_failed_notice(event: StageFailed, prefix: str, links: ConsoleLinks) ->
     return Notice(Kind.FAILURE, ascii_subject(f"[{prefix}] FAILED {event.stage}: {target}"), body, same)
 
 
+def _quarantined_what(event: DatasetQuarantined, ref: str) -> str:
+    """What the transformer did, from its counts: a whole landing rejected, or some rows of it."""
+    staged, rejected = event.counts.get("rows_written", 0), event.counts.get("rows_quarantined", 0)
+    if not staged:
+        return f"the transformer rejected the whole landing of {ref}; nothing from it was staged."
+    return (
+        f"the transformer staged {staged:,} {_rows(staged)} of {ref} and rejected "
+        + (f"{rejected:,} {_rows(rejected)}" if rejected else "part of the landing")
+        + " (quarantined)."
+    )
+
+
 def quarantined_notice(event: DatasetQuarantined, prefix: str, links: ConsoleLinks) -> Notice:
     ref = dataset_ref(event) or "an unknown dataset"
     body = _compose(
         f"QUARANTINED: {ref}\nRun {event.run_id}, {when(event.occurred_at)}",
-        f"What failed: the transformer rejected the whole landing of {ref}; nothing from it was staged.\n"
-        f"Why: {event.reason}",
+        f"What failed: {_quarantined_what(event, ref)}\nWhy: {event.reason}",
         "What to do: read the reason and the rejected payload in quarantine; the raw landing is untouched. If the "
         "source changed its format, fix the transformer, then reprocess the landing (runbook). If the source "
         f"served an error page, the next run fetches it again.\nRunbook: {RUNBOOK}#dataset-quarantined",
@@ -179,10 +192,41 @@ def quarantined_notice(event: DatasetQuarantined, prefix: str, links: ConsoleLin
     return Notice(Kind.QUARANTINE, ascii_subject(f"[{prefix}] QUARANTINED {ref}"), body, same)
 
 
+def held_notice(event: DatasetHeld, prefix: str, links: ConsoleLinks) -> Notice:
+    """A snapshot that did not replace the previous one: what was wrong, what stays current, what to do."""
+    ref = dataset_ref(event) or "an unknown dataset"
+    if event.acceptable:
+        todo = (
+            "If upstream really dropped these rows, accept the drop: invoke the scheduler with "
+            f'{{"trigger": "manual", "datasets": ["{event.dataset}"], "accept_drop": true}}. A drop that persists '
+            "is accepted by rule after 3 consecutive runs. Otherwise nothing to do: the next run fetches it again."
+        )
+    else:
+        todo = (
+            "Nothing to accept: the source's own evidence says the snapshot is not whole. The next run fetches it "
+            "again; if it stays incomplete, look at the held parts and at the source."
+        )
+    body = _compose(
+        f"HELD: {ref}\nRun {event.run_id}, {when(event.occurred_at)}",
+        f"What was wrong ({event.check}): {event.reason}",
+        f"What was kept: {event.kept}. The new snapshot is landed raw, not staged: {links.s3_uri(event.held_key)}",
+        f"What to do: {todo}\nRunbook: {RUNBOOK}#held-snapshots",
+        _links_block(
+            [
+                ("held snapshot", links.s3(event.held_key)),
+                ("extractor logs", links.logs("extractor")),
+                ("Logs Insights (this run)", links.logs_query(event.run_id)),
+            ]
+        ),
+    )
+    same = f"{ref}|{event.check}|{normalise_reason(event.reason)}"
+    return Notice(Kind.HELD, ascii_subject(f"[{prefix}] HELD {ref}: {event.check}"), body, same)
+
+
 def marts_notice(event: MartsBuilt, prefix: str, links: ConsoleLinks) -> Notice:
     """A mart build outside a run the ledger knows (a redrive, a manual rebuild): told on its own."""
     lines = [f"  {m.name:<32} {m.rows:>12,} {_rows(m.rows)}  {links.s3_uri(m.key)}" for m in event.marts]
-    skipped = [f"  {name}" for name in event.skipped]
+    skipped = [f"  {name}: {event.skipped_reasons.get(name, 'inputs not ready')}" for name in event.skipped]
     body = _compose(
         f"MARTS BUILT: {len(event.marts)} mart(s)\nRun {event.run_id}, {when(event.occurred_at)}",
         "Built:\n" + ("\n".join(lines) if lines else "  (none)"),
@@ -329,8 +373,8 @@ def parse_alarm(message: str) -> CloudWatchAlarm | None:
 # dataset reached a terminal outcome and the marts were built after the last staging (or nothing was staged)
 # --------------------------------------------------------------------------------------------------------------
 
-Outcome = Literal["unchanged", "staged", "quarantined", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("unchanged", "staged", "quarantined", "failed")
+Outcome = Literal["unchanged", "staged", "quarantined", "held", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("unchanged", "staged", "quarantined", "held", "failed")
 
 
 def ledger_key(event: PipelineEvent) -> str:
@@ -354,6 +398,8 @@ def terminal_outcome(event: PipelineEvent) -> Outcome | None:
         return "staged"
     if isinstance(event, DatasetQuarantined):
         return "quarantined"
+    if isinstance(event, DatasetHeld):
+        return "held"
     if isinstance(event, StageFailed) and event.stage in DATASET_STAGES and dataset_ref(event):
         return "failed"
     return None
@@ -390,6 +436,7 @@ class LedgerHint:
 class TableRows:
     written: int = 0
     quarantined: int = 0
+    retired: int = 0
 
 
 @dataclass
@@ -403,6 +450,9 @@ class RunReport:
     tables: dict[str, TableRows]
     marts: dict[str, int]
     skipped_marts: list[str]
+    unbuilt_marts: dict[str, str]  # of the skipped ones, those that could not be built: mart -> why
+    held: dict[str, DatasetHeld]  # snapshots held in the run (the dataset's outcome may be staged for other files)
+    restored: dict[str, list[str]]  # what the run found missing and landed again (self-healing)
     model_failures: list[StageFailed]
     run_failures: list[StageFailed]
     stage_seconds: dict[str, float]
@@ -437,6 +487,8 @@ class RunReport:
             "tables": {t: [r.written, r.quarantined] for t, r in sorted(self.tables.items())},
             "marts": dict(sorted(self.marts.items())),
             "skipped": sorted(self.skipped_marts),
+            "held": sorted(self.held),
+            "restored": sorted(self.restored),
             "model_failures": sorted(f"{f.check}|{f.reason}" for f in self.model_failures),
             "modeled": self.modeled_after_staging,
         }
@@ -452,6 +504,9 @@ class _Tally:
     tables: dict[str, TableRows] = field(default_factory=dict)
     marts: dict[str, int] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
+    skipped_reasons: dict[str, str] = field(default_factory=dict)
+    held: dict[str, DatasetHeld] = field(default_factory=dict)
+    restored: dict[str, list[str]] = field(default_factory=dict)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
@@ -460,6 +515,7 @@ class _Tally:
 
     def add(self, event: PipelineEvent) -> None:
         ref, outcome = dataset_ref(event), terminal_outcome(event)
+        self._warnings_of(event, ref)
         if ref and outcome:
             self.outcomes[ref] = (outcome, event)  # in time order: the latest outcome wins
             self.in_flight.discard(ref)
@@ -479,17 +535,27 @@ class _Tally:
             self.marks["last_staged"] = event.occurred_at
             for t in event.tables:
                 rows = self.tables.get(t.table, TableRows())
-                self.tables[t.table] = TableRows(rows.written + t.rows_written, rows.quarantined + t.rows_quarantined)
+                self.tables[t.table] = TableRows(
+                    rows.written + t.rows_written, rows.quarantined + t.rows_quarantined, rows.retired + t.rows_retired
+                )
         elif isinstance(event, MartsBuilt):
             self.marts.update({m.name: m.rows for m in event.marts})
             # A mart built earlier in the run is not "skipped" because a later rebuild found it unchanged (a
             # duplicate dataset.staged rebuilds and publishes nothing): that must not change the summary.
             self.skipped.difference_update(self.marts)
             self.skipped.update(set(event.skipped) - set(self.marts))
+            self.skipped_reasons.update(event.skipped_reasons)
         elif isinstance(event, StageFailed) and event.stage == "modeler":
             self.model_failures.append(event)
         elif isinstance(event, StageFailed) and outcome is None:
             self.run_failures.append(event)
+
+    def _warnings_of(self, event: PipelineEvent, ref: str | None) -> None:
+        """Holds and self-healing are told in the summary even when the dataset's outcome is staged."""
+        if isinstance(event, DatasetHeld) and ref:
+            self.held[ref] = event
+        elif isinstance(event, DatasetExtracted) and ref and event.restored:
+            self.restored[ref] = event.restored
 
     def stage_seconds(self, t0: datetime | None, last_at: datetime | None) -> dict[str, float]:
         m = self.marks
@@ -550,6 +616,9 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         tables=tally.tables,
         marts=tally.marts,
         skipped_marts=sorted(tally.skipped),
+        unbuilt_marts={n: r for n, r in sorted(tally.skipped_reasons.items()) if n in tally.skipped},
+        held=dict(sorted(tally.held.items())),
+        restored=dict(sorted(tally.restored.items())),
         model_failures=tally.model_failures,
         run_failures=tally.run_failures,
         stage_seconds=tally.stage_seconds(t0, last_at),
@@ -564,28 +633,51 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
 # The run summary
 # --------------------------------------------------------------------------------------------------------------
 
-SUMMARY_COUNTS = ("extracted", "unchanged", "staged", "quarantined", "failed")
+SUMMARY_COUNTS = ("extracted", "unchanged", "staged", "quarantined", "held", "failed")
 
 
 def summary_counts(report: RunReport) -> dict[str, int]:
     counts = {"extracted": len(report.extracted)}
     counts.update({o: report.outcome_count(o) for o in OUTCOMES})
+    counts["held"] = len(report.held)  # a partly held landing counts as held and as staged
     if report.pending:
         counts["no outcome"] = len(report.pending)
     return counts
 
 
 def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
+    lines = _dataset_attention(report, links)
+    for ref, restored in report.restored.items():
+        lines += [f"  restored {ref}: {what}" for what in restored]
+    for ref, held in report.held.items():
+        lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
+    for failure in report.model_failures:
+        lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
+    for mart, reason in report.unbuilt_marts.items():
+        lines.append(f"  not rebuilt {mart}: {reason} (previous version kept)")
+    for failure in report.run_failures:
+        lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
+    lines += _pending_attention(report)
+    if report.expected is None:
+        lines.append("  run.started was never received: the expected datasets are unknown")
+    if report.staged_any and not report.modeled_after_staging:
+        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
+    return lines
+
+
+def _dataset_attention(report: RunReport, links: ConsoleLinks) -> list[str]:
     lines = []
     for ref, (outcome, event) in sorted(report.outcomes.items()):
         if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
             lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
+
         elif outcome == "failed" and isinstance(event, StageFailed):
             lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
-    for failure in report.model_failures:
-        lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
-    for failure in report.run_failures:
-        lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
+    return lines
+
+
+def _pending_attention(report: RunReport) -> list[str]:
+    lines = []
     for ref in report.pending:
         if ref in report.in_flight:
             lines.append(
@@ -597,10 +689,6 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
                 f"  no outcome {ref}: nothing was heard of it before the run was closed; look for its ExtractRequest "
                 f"in ExtractDLQ ({RUNBOOK}#run-not-settled)"
             )
-    if report.expected is None:
-        lines.append("  run.started was never received: the expected datasets are unknown")
-    if report.staged_any and not report.modeled_after_staging:
-        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
     return lines
 
 
@@ -632,7 +720,9 @@ def summary_notice(
         dataset_lines.append(f"  {'no outcome':<12} {counts['no outcome']:>7,}")
     table_lines = ["Rows by table"]
     for table, rows in sorted(report.tables.items()):
-        extra = f" ({rows.quarantined:,} quarantined)" if rows.quarantined else ""
+        notes = [f"{rows.quarantined:,} quarantined"] if rows.quarantined else []
+        notes += [f"{rows.retired:,} retired: no longer upstream"] if rows.retired else []
+        extra = f" ({', '.join(notes)})" if notes else ""
         table_lines.append(f"  staging/{table:<32} {rows.written:>12,} written{extra}")
     for mart, rows in sorted(report.marts.items()):
         table_lines.append(f"  marts/{mart:<34} {rows:>12,} {_rows(rows)}")
@@ -657,7 +747,7 @@ def summary_notice(
         _links_block([("dashboard", links.dashboard())])
         + f"\nLogs Insights (this run): {links.logs_query(report.run_id)}",
     )
-    worst = [f"{counts[k]} {k}" for k in ("failed", "quarantined", "no outcome") if counts.get(k)]
+    worst = [f"{counts[k]} {k}" for k in ("failed", "quarantined", "held", "no outcome") if counts.get(k)]
     tally = f"{counts['staged']} staged, {counts['unchanged']} unchanged" + (", " + ", ".join(worst) if worst else "")
     subject = f"[{prefix}] Run {report.run_id}: {tally}"
     return Notice(Kind.SUMMARY, ascii_subject(subject), body, f"{report.run_id}|{report.digest}")

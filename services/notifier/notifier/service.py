@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from datalake.contracts import DatasetQuarantined, MartsBuilt, PipelineEvent, Source, StageFailed
+from datalake.contracts import DatasetHeld, DatasetQuarantined, MartsBuilt, PipelineEvent, Source, StageFailed
 from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
 from notifier.domain import (
     Notice,
@@ -18,6 +18,7 @@ from notifier.domain import (
     alarm_notice,
     forwarded_notice,
     freshness_hours,
+    held_notice,
     marts_notice,
     parse_alarm,
     quarantined_notice,
@@ -110,6 +111,8 @@ class Notifier:
             return stage_failed_notice(event, self.prefix, self.links)
         if isinstance(event, DatasetQuarantined):
             return quarantined_notice(event, self.prefix, self.links)
+        if isinstance(event, DatasetHeld):
+            return held_notice(event, self.prefix, self.links)
         if isinstance(event, MartsBuilt) and not run_known:
             # A build outside a run the ledger knows (a redrive, a manual rebuild) has no summary to go into.
             return marts_notice(event, self.prefix, self.links)

@@ -11,14 +11,9 @@ import hashlib
 import json
 import os
 import queue
-import random
 import re
 import tempfile
 import threading
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datalake.aws import client
 from datalake.contracts import Manifest, ManifestPart
 from datalake.lake import LakeError, LakeStore, ObjectMissing
-from datalake.layout import QUARANTINE, staging_partition_prefix, staging_table_prefix
+from datalake.layout import QUARANTINE, retired_prefix, staging_partition_prefix, staging_table_prefix
+from datalake.lease import Lease, LeaseBusy
 from datalake.state import StateError, StateStore, dataset_pk, to_item
 from transformer.domain import PayloadRejected, align
 from transformer.schemas import TableSpec, glue_columns
@@ -59,10 +55,6 @@ _STEM = re.compile(r"^[A-Za-z0-9_.\-]{1,160}$")
 
 class GlueError(RuntimeError):
     """The Glue catalog could not be read or updated."""
-
-
-class PartitionBusy(RuntimeError):
-    """Another invocation holds the partition's lock for longer than this one may wait: retry later."""
 
 
 def part_source(part: ManifestPart) -> str:
@@ -451,6 +443,28 @@ class StagingStore:
 
         return self._install(spec, partition, group, spooled.sha256, spooled.rows, upload)
 
+    def write_retired(self, spec: TableSpec, partition: dict[str, str], group: str, rows: pa.Table, run_id: str) -> str:
+        """Keep rows that left current staging (their keys are gone from a new full snapshot), with when and by
+        which run: ``staging/{table}_retired/{partitions}/part-{group}-{sha16}.parquet``, beside the table (outside
+        its Glue location), one file per retirement.
+
+        Returns
+        -------
+        The key written.
+        """
+        n = rows.num_rows
+        record = rows.append_column(
+            pa.field("_retired_at", pa.timestamp("us", tz="UTC")),
+            pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
+            if n
+            else pa.nulls(0, pa.timestamp("us", tz="UTC")),
+        ).append_column("_retired_by_run", pa.array([run_id] * n, pa.string()))
+        body = table_bytes(record)
+        prefix = retired_prefix(spec.name, partition)
+        key = f"{prefix}part-{group}-{hashlib.sha256(body).hexdigest()[:16]}.parquet"
+        self.lake.put_bytes(key, body, metadata={"run-id": run_id}, content_type=PARQUET_TYPE)
+        return key
+
     def _install(
         self, spec: TableSpec, partition: dict[str, str], group: str, digest: str, rows: int, upload: Any
     ) -> WriteResult:
@@ -504,88 +518,8 @@ class QuarantineStore:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class PartitionLock:
-    """A lease per staging group, so two landings of one group never merge over each other's result.
-
-    The lease expires on its own (``expires_at``, also the table's TTL attribute) if its holder dies.
-    """
-
-    def __init__(
-        self,
-        table_name: str,
-        dynamodb: Any | None = None,
-        lease_seconds: int = 900,
-        wait_seconds: float = 60.0,
-    ) -> None:
-        self.table_name = table_name
-        self._ddb = dynamodb
-        self.lease_seconds = lease_seconds
-        self.wait_seconds = wait_seconds
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
-
-    @contextmanager
-    def hold(self, resource: str) -> Iterator[None]:
-        """Hold the lease on ``resource`` for the duration of the block.
-
-        Raises
-        ------
-        PartitionBusy
-            When another holder keeps it longer than ``wait_seconds``.
-        StateError
-            When the state table cannot be reached.
-        """
-        key = {"pk": f"LOCK#{resource}", "sk": "LEASE"}
-        token = uuid.uuid4().hex
-        deadline = time.monotonic() + self.wait_seconds
-        delay = 0.05
-        while not self._acquire(key, token):
-            if time.monotonic() >= deadline:
-                raise PartitionBusy(f"{resource} is locked by another invocation; retry later")
-            time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
-            delay = min(delay * 2, 2.0)
-        try:
-            yield
-        finally:
-            self._release(key, token)
-
-    def _acquire(self, key: dict[str, str], token: str) -> bool:
-        now = int(time.time())
-        try:
-            self.ddb.put_item(
-                TableName=self.table_name,
-                Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
-        return True
-
-    def _release(self, key: dict[str, str], token: str) -> None:
-        try:
-            self.ddb.delete_item(
-                TableName=self.table_name,
-                Key=to_item(key),
-                ConditionExpression="#owner = :token",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":token": {"S": token}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})
-                return
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+PartitionLock = Lease  # a lease per staging group, so two landings of one group never merge over each other
+PartitionBusy = LeaseBusy
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -662,15 +596,29 @@ class StateRecorder:
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
-    def staged(self, manifest: Manifest, manifest_key: str, counts: dict[str, int], now: datetime) -> None:
-        """Both items in one transaction: the dataset's staging outcome and its source's freshness."""
+    def staged(
+        self,
+        manifest: Manifest,
+        manifest_key: str,
+        counts: dict[str, int],
+        now: datetime,
+        current_files: dict[str, str | None] | None = None,
+    ) -> None:
+        """Both items in one transaction: the dataset's staging outcome and its source's freshness.
+
+        ``current_files`` (staging group -> its file, None when retired) updates ``staged_groups``, the files the
+        dataset's staging consists of, which the extractor checks to restore any that disappear.
+        """
         source = manifest.source.value
+        previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
+        groups = {**(previous.get("staged_groups") or {}), **(current_files or {})}
         dataset_values = {
+            "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
             "staged_at": utc_iso(now),
             "staged_manifest_key": manifest_key,
             "staged_run_id": manifest.run_id,
             "staged_content_sha256": manifest.content_sha256,
-            "staged_ingested_at": utc_iso(manifest.created_at),
+            "staged_ingested_at": utc_iso(manifest.fetched),
             "staged_rows": counts.get("rows_written", 0),
             "staged_rows_quarantined": counts.get("rows_quarantined", 0),
             "last_outcome": "staged",

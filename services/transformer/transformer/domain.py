@@ -366,6 +366,29 @@ def merge_latest(existing: pa.Table | None, incoming: pa.Table, spec: TableSpec)
     return MergeResult(merged, rows_written, rows_new, rows_revised)
 
 
+def _key_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
+    """The natural key of each row as one string (trimmed text of each part), to compare keys across tables."""
+    parts = [pc.utf8_trim_whitespace(pc.cast(as_array(table.column(c)), pa.string())) for c in columns]
+    if len(parts) == 1:
+        return pc.fill_null(parts[0], "")
+    return pc.binary_join_element_wise(*parts, "\x1f", null_handling="replace", null_replacement="")
+
+
+def retire_missing(merged: pa.Table, snapshot: Parsed, spec: TableSpec) -> tuple[pa.Table, pa.Table]:
+    """Split a group merged with a full snapshot into (current rows, retired rows).
+
+    A key stays current when the snapshot holds it: as a valid row, or as a rejected one (its row is quarantined
+    and the previous value stays until a valid one arrives). Every other key has left upstream: it is retired.
+    """
+    key_columns = [c for c in spec.natural_key if c in snapshot.rejected.column_names or not snapshot.rejected.num_rows]
+    held = [_key_text(align(snapshot.valid, spec.schema), key_columns)]
+    if snapshot.rejected.num_rows and all(c in snapshot.rejected.column_names for c in key_columns):
+        held.append(_key_text(snapshot.rejected, key_columns))
+    value_set = pa.concat_arrays(held) if held else pa.array([], pa.string())
+    keep = pc.is_in(_key_text(merged, key_columns), value_set=value_set)
+    return merged.filter(keep), merged.filter(pc.invert(keep))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Territory join keys (Catalunya)
 # ----------------------------------------------------------------------------------------------------------------

@@ -40,7 +40,15 @@ from transformer.adapters import (
     part_source,
     utc_iso,
 )
-from transformer.domain import REASON, Lineage, Parsed, PayloadRejected, merge_latest, rejected_schema_of
+from transformer.domain import (
+    REASON,
+    Lineage,
+    Parsed,
+    PayloadRejected,
+    merge_latest,
+    rejected_schema_of,
+    retire_missing,
+)
 from transformer.landing import LandingRef
 from transformer.readers import Prefetched
 from transformer.schemas import BLS_OBSERVATION, BLS_SERIES, POPULATION, TableSpec
@@ -57,12 +65,21 @@ class InvalidManifest(ValueError):
 
 @dataclass
 class Unit:
-    """Rows for one staging group: a (table, partition, group) that lives in exactly one file."""
+    """Rows for one staging group: a (table, partition, group) that lives in exactly one file.
+
+    ``replace``: the input is a full snapshot of the group (a bulk file): keys it no longer holds leave the group
+    (into the retired-rows record). Otherwise rows are upserted and the group keeps its history (the BLS API's
+    windows, DataUSA).
+    """
 
     spec: TableSpec
     partition: dict[str, str]
     group: str
     parsed: Parsed
+    replace: bool = False
+
+
+TALLY_COUNTS = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised", "rows_retired")
 
 
 @dataclass
@@ -72,6 +89,7 @@ class Tally:
     rows_quarantined: int = 0
     rows_new: int = 0
     rows_revised: int = 0
+    rows_retired: int = 0
     partitions: set[str] = field(default_factory=set)
 
     def staged_table(self, name: str) -> StagedTable:
@@ -80,6 +98,7 @@ class Tally:
             rows_in=self.rows_in,
             rows_written=self.rows_written,
             rows_quarantined=self.rows_quarantined,
+            rows_retired=self.rows_retired,
             partitions=sorted(self.partitions),
         )
 
@@ -97,19 +116,20 @@ class Outcome:
     row_reasons: list[str] = field(default_factory=list)
     units_staged: int = 0
     stale: bool = False
+    # staging group (its prefix + group name) -> its file now, None when the group was retired whole
+    current_files: dict[str, str | None] = field(default_factory=dict)
+    retired_keys: list[str] = field(default_factory=list)
 
     def tally(self, table: str) -> Tally:
         return self.tables.setdefault(table, Tally())
 
     @property
     def counts(self) -> dict[str, int]:
-        keys = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised")
-        return {k: sum(getattr(t, k) for t in self.tables.values()) for k in keys}
+        return {k: sum(getattr(t, k) for t in self.tables.values()) for k in TALLY_COUNTS}
 
     @property
     def table_counts(self) -> dict[str, dict[str, int]]:
-        keys = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised")
-        return {name: {k: getattr(t, k) for k in keys} for name, t in sorted(self.tables.items())}
+        return {name: {k: getattr(t, k) for k in TALLY_COUNTS} for name, t in sorted(self.tables.items())}
 
     @property
     def event_counts(self) -> dict[str, int]:
@@ -229,7 +249,7 @@ class TransformerService:
         raise InvalidManifest(f"no staging for source {manifest.source.value}")
 
     def _lineage(self, manifest: Manifest, source: str) -> Lineage:
-        return Lineage(source=source, ingested_at=manifest.created_at.astimezone(UTC), run_id=manifest.run_id)
+        return Lineage(source=source, ingested_at=manifest.fetched.astimezone(UTC), run_id=manifest.run_id)
 
     def _data_parts(self, manifest: Manifest) -> list[ManifestPart]:
         parts = sorted(manifest.data_parts, key=lambda p: p.key)
@@ -288,13 +308,18 @@ class TransformerService:
             except PayloadRejected as failure:
                 outcome.failures.append(failure)
                 continue
-            units.append(Unit(BLS_OBSERVATION, {"source_kind": "bulk", "survey": survey}, name, parsed))
+            units.append(Unit(BLS_OBSERVATION, {"source_kind": "bulk", "survey": survey}, name, parsed, replace=True))
         series_files = {f"{survey}.series", *(f"{survey}.{kind}" for kind in bls.MAPPING_FILES)}
         if series_files & by_name.keys():
             try:
                 units.append(self._bulk_series_unit(manifest, survey, by_name))
             except PayloadRejected as failure:
                 outcome.failures.append(failure)
+        for change in manifest.changes:
+            if change.action == "deleted" and bls.is_data_file(change.name, survey):
+                self._retire_group(
+                    BLS_OBSERVATION, {"source_kind": "bulk", "survey": survey}, change.name, manifest, outcome
+                )
         ignored = sorted(n for n in by_name if not bls.is_data_file(n, survey) and n not in series_files)
         if ignored:
             logger.info("bulk files not staged (documentation or unused mappings)", extra={"files": ignored})
@@ -333,28 +358,60 @@ class TransformerService:
             stream.verify()
         finally:
             stream.close()
-        return Unit(BLS_SERIES, {"survey": survey}, "bulk", parsed)
+        return Unit(BLS_SERIES, {"survey": survey}, "bulk", parsed, replace=True)
 
     def _merge(self, unit: Unit, manifest: Manifest, outcome: Outcome) -> None:
-        if not unit.parsed.valid.num_rows:  # nothing to upsert: the group stays as it is
+        if not unit.parsed.valid.num_rows and not unit.replace:  # nothing to upsert: the group stays as it is
             outcome.units_staged += 1
             return
         staging = self.ports.staging
         prefix = staging.prefix(unit.spec, unit.partition)
         tally = outcome.tally(unit.spec.name)
         with self.ports.locks.hold(f"{prefix}{unit.group}"):
-            existing = staging.read(staging.group_files(prefix, unit.group), unit.spec.schema)
+            files = staging.group_files(prefix, unit.group)
+            if unit.replace:
+                newest = staging.newest_ingestion(files)
+                if newest is not None and newest > utc_iso(manifest.fetched):
+                    logger.info("snapshot older than the staged one; not staged", extra={"group": unit.group})
+                    outcome.stale = True
+                    return
+            existing = staging.read(files, unit.spec.schema)
             merged = merge_latest(existing, unit.parsed.valid, unit.spec)
-            result = staging.write(
-                unit.spec, unit.partition, unit.group, merged.table, _file_metadata(manifest, outcome)
-            )
+            table, retired = merged.table, None
+            if unit.replace:
+                table, retired = retire_missing(merged.table, unit.parsed, unit.spec)
+            result = staging.write(unit.spec, unit.partition, unit.group, table, _file_metadata(manifest, outcome))
+            if retired is not None and retired.num_rows:
+                outcome.retired_keys.append(
+                    staging.write_retired(unit.spec, unit.partition, unit.group, retired, manifest.run_id)
+                )
+                tally.rows_retired += retired.num_rows
         tally.rows_written += merged.rows_written
         tally.rows_new += merged.rows_new
         tally.rows_revised += merged.rows_revised
+        outcome.current_files[f"{prefix}{unit.group}"] = result.key
         if result.changed:
             tally.partitions.add(_partition_text(unit.partition))
             outcome.staged_keys.append(result.key)
         outcome.units_staged += 1
+
+    def _retire_group(
+        self, spec: TableSpec, partition: dict[str, str], group: str, manifest: Manifest, outcome: Outcome
+    ) -> None:
+        """A snapshot removed upstream (a bulk file deleted on proof): all its rows leave current staging."""
+        staging = self.ports.staging
+        prefix = staging.prefix(spec, partition)
+        with self.ports.locks.hold(f"{prefix}{group}"):
+            files = staging.group_files(prefix, group)
+            existing = staging.read(files, spec.schema)
+            if existing is not None and existing.num_rows:
+                outcome.retired_keys.append(staging.write_retired(spec, partition, group, existing, manifest.run_id))
+                outcome.tally(spec.name).rows_retired += existing.num_rows
+            for key in files:
+                staging.lake.delete(key)
+        if files:
+            outcome.tally(spec.name).partitions.add(_partition_text(partition))
+        outcome.current_files[f"{prefix}{group}"] = None
 
     def _stage_snapshot(self, manifest: Manifest, outcome: Outcome) -> None:
         """A Socrata landing replaces its table, streamed page by page; an older landing than staging's is skipped."""
@@ -373,7 +430,7 @@ class TransformerService:
         with self.ports.locks.hold(f"{prefix}{SNAPSHOT_GROUP}"):
             current = staging.group_files(prefix, SNAPSHOT_GROUP)
             newest = staging.newest_ingestion(current)
-            if newest is not None and newest > utc_iso(manifest.created_at):
+            if newest is not None and newest > utc_iso(manifest.fetched):
                 logger.info("landing older than the staged snapshot; not staged", extra={"staged": newest})
                 outcome.stale = True
                 return
@@ -394,6 +451,7 @@ class TransformerService:
                 rejects.discard()
         tally.rows_written += staged_file.rows
         tally.rows_new += staged_file.rows
+        outcome.current_files[f"{prefix}{SNAPSHOT_GROUP}"] = result.key
         if result.changed:
             tally.partitions.add("")
             outcome.staged_keys.append(result.key)
@@ -459,7 +517,7 @@ class TransformerService:
         events: list[PipelineEvent] = []
         common = {"run_id": manifest.run_id, "source": manifest.source, "dataset": manifest.dataset}
         if outcome.units_staged or not outcome.failures:  # also a landing with nothing to stage (a doc file)
-            self.ports.state.staged(manifest, outcome.manifest_key, counts, now)
+            self.ports.state.staged(manifest, outcome.manifest_key, counts, now, outcome.current_files)
             events.append(
                 DatasetStaged(
                     **common,
@@ -505,6 +563,8 @@ def _combine(units: list[Unit]) -> list[Unit]:
             combined.append(same[0])
             continue
         first = same[0]
+        if first.replace:
+            raise PayloadRejected(f"a landing names the snapshot {first.group} twice", check="landing.parts")
         parsed = Parsed(
             valid=pa.concat_tables([u.parsed.valid for u in same]),
             rejected=pa.concat_tables([u.parsed.rejected for u in same], promote_options="permissive"),
@@ -524,7 +584,7 @@ def _partition_text(partition: dict[str, str]) -> str:
 
 def _file_metadata(manifest: Manifest, outcome: Outcome) -> dict[str, str]:
     return {
-        "ingested-at": utc_iso(manifest.created_at),
+        "ingested-at": utc_iso(manifest.fetched),
         "run-id": manifest.run_id,
         "manifest-key": outcome.manifest_key,
     }

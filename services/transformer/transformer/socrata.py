@@ -107,6 +107,9 @@ class SocrataPlan:
         return pa.schema([(c.column, c.wire_type) for c in self.columns])
 
 
+# SODA's system field ``:id``, which the extractor requests with every page (older landings lack it: null).
+ROW_ID = SocrataColumn(field_name=":id", column="_row_id", data_type="text")
+
 SUPPORTED_TYPES = TEXT_TYPES | NUMBER_TYPES | DATE_TYPES | FIXED_TIME_TYPES | {"checkbox", "point", "location", "url"}
 
 
@@ -169,6 +172,7 @@ def plan_from_metadata(payload: bytes, dataset: str, name: str, part_key: str) -
             part_key=part_key,
         )
     texts = [c.column for c in columns if c.data_type in TEXT_TYPES]
+    columns.append(ROW_ID)  # the extractor asks for it to prove the snapshot whole; it names the row upstream
     return SocrataPlan(
         dataset=dataset,
         columns=tuple(columns),

@@ -14,7 +14,6 @@ from extractor.domain import (
     WITHOUT_KEY,
     SeriesWant,
     bulk_file_role,
-    count_json_array,
     datausa_params,
     datausa_shape,
     deferral_seconds,
@@ -34,6 +33,7 @@ from extractor.domain import (
     year_windows,
 )
 from extractor.errors import BadPayload, InvalidRequest
+from extractor.proof import scan_rows
 from localrun.replay import bls_listing_html
 from tests.unit.extractor.support import REPLAY
 
@@ -217,12 +217,12 @@ def test_bulk_file_roles():
 
 def test_rows_are_counted_without_a_list_and_broken_pages_refused():
     rows = (REPLAY / "socrata" / "utrz-jf79.json").read_text()
-    assert count_json_array(rows) == 62
-    assert count_json_array(" [ ] ") == 0
-    assert count_json_array('[{"a": {"b": [1, {"c": "]"}]}}, {"d": "x,y"}]') == 2
+    assert scan_count(rows) == 62
+    assert scan_count(" [ ] ") == 0
+    assert scan_count('[{"a": {"b": [1, {"c": "]"}]}}, {"d": "x,y"}]') == 2
     for broken in (rows[: len(rows) // 2], "<html>Rate limited</html>", '{"error": true}', "[1,2] [3]"):
         with pytest.raises(BadPayload):
-            count_json_array(broken)
+            scan_count(broken)
 
 
 def test_socrata_columns_come_from_the_metadata():
@@ -258,3 +258,7 @@ def test_datausa_current_and_legacy_shapes():
 
 def test_deferral_grows_and_is_capped_at_twelve_hours():
     assert [deferral_seconds(n) for n in range(1, 9)] == [900, 1800, 3600, 7200, 14400, 28800, 43200, 43200]
+
+
+def scan_count(text: str) -> int:
+    return scan_rows(text).rows

@@ -13,9 +13,11 @@ from notifier.domain import (
     ascii_subject,
     duration,
     freshness_hours,
+    held_notice,
     ledger_key,
     normalise_reason,
     parse_alarm,
+    quarantined_notice,
     reduce_run,
     stage_failed_notice,
     summary_counts,
@@ -44,6 +46,12 @@ def event(kind: str, ref: str | None = None, seconds: float = 0, **extra):
         "dataset.staged": {"manifest_key": f"landing/{ref}/m.manifest.json", "tables": []},
         "dataset.quarantined": {"manifest_key": "landing/x", "reason": "truncated JSON", "quarantine_key": "q/x"},
         "marts.built": {"marts": []},
+        "dataset.held": {
+            "reason": "6,000 rows received but the dataset counts 6,300",
+            "check": "socrata.row_count",
+            "held_key": "landing/socrata/ivft-vegh/x.held.json",
+            "kept": "the previous snapshot (6,300 records, landed 2026-12-01T08:00:00, landing/socrata/ivft-vegh/m)",
+        },
         "stage.failed": {"stage": "extractor", "reason": "HTTP 503 after 5 attempts", "error_type": "SourceDown"},
     }
     return parse_pipeline_event({**defaults[kind], **data})
@@ -81,7 +89,14 @@ def test_a_run_settles_when_every_dataset_has_an_outcome_and_the_marts_follow_th
     events.append(built(70, population_stats=1, bls_best_year=282))
     report = reduce_run(RUN, events)
     assert report.settled
-    assert summary_counts(report) == {"extracted": 2, "unchanged": 1, "staged": 2, "quarantined": 0, "failed": 0}
+    assert summary_counts(report) == {
+        "extracted": 2,
+        "unchanged": 1,
+        "staged": 2,
+        "quarantined": 0,
+        "held": 0,
+        "failed": 0,
+    }
     assert report.tables["bls_observation"].written == 53 and report.tables["bls_observation"].quarantined == 2
     assert report.marts == {"population_stats": 1, "bls_best_year": 282}
     assert report.stage_seconds == {"extract": 4.0, "transform": 9.0, "model": 58.0, "total": 70.0}
@@ -245,3 +260,52 @@ def test_durations_and_freshness():
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     assert freshness_hours(now, None, None) is None
     assert freshness_hours(now, now - timedelta(hours=30), now - timedelta(hours=2), None) == 2.0
+
+
+def test_a_held_snapshot_is_an_outcome_that_names_the_cause_and_what_was_kept():
+    held = event("dataset.held", "socrata/ivft-vegh", 3)
+    events = [event("run.started", None, 0, datasets=["socrata/ivft-vegh"]), held]
+    report = reduce_run(RUN, events)
+    assert report.settled  # held is the dataset's outcome: nothing was staged, so no mart build is awaited
+    assert summary_counts(report)["held"] == 1
+    body = summary_notice(report, "opendata-prod", LINKS).body
+    assert (
+        "  held socrata/ivft-vegh (socrata.row_count): 6,000 rows received but the dataset counts 6,300; kept the "
+        "previous snapshot (6,300 records" in body
+    )
+    notice = held_notice(held, "opendata-prod", LINKS)
+    assert notice.subject == "[opendata-prod] HELD socrata/ivft-vegh: socrata.row_count"
+    assert "What was kept: the previous snapshot (6,300 records" in notice.body
+    assert "Nothing to accept" in notice.body  # a failed proof of wholeness cannot be accepted
+
+    acceptable = event("dataset.held", "socrata/ivft-vegh", 3, acceptable=True, check="plausibility")
+    assert '"accept_drop": true' in held_notice(acceptable, "opendata-prod", LINKS).body
+
+
+def test_a_mart_not_rebuilt_is_a_warning_in_the_summary_with_its_reason():
+    events = [
+        event("run.started", None, 0, datasets=["bls_bulk/pr"]),
+        event("dataset.extracted", "bls_bulk/pr", 1),
+        staged("bls_bulk/pr", 2, 10),
+        event(
+            "marts.built",
+            None,
+            3,
+            marts=[],
+            skipped=["bls_best_year"],
+            skipped_reasons={"bls_best_year": "its input staging/bls_observation has no pr.data.0.Current"},
+        ),
+    ]
+    body = summary_notice(reduce_run(RUN, events), "opendata-prod", LINKS).body
+    assert "Nothing needs attention" not in body
+    assert (
+        "  not rebuilt bls_best_year: its input staging/bls_observation has no pr.data.0.Current (previous version "
+        "kept)" in body
+    )
+
+
+def test_a_partial_quarantine_says_how_many_rows_were_staged():
+    partial = event("dataset.quarantined", "bls_bulk/pr", 2, counts={"rows_written": 23_046, "rows_quarantined": 1})
+    body = quarantined_notice(partial, "opendata-prod", LINKS).body
+    assert "the transformer staged 23,046 rows of bls_bulk/pr and rejected 1 row (quarantined)." in body
+    assert "nothing from it was staged" not in body

@@ -178,7 +178,14 @@ def test_a_summary_reports_run_metrics(notifier_aws, lambda_context, capsys):
     notifier_aws.handler.lambda_handler(load_event("notifier_run_completion.json"), lambda_context)
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     datasets = {b["Outcome"]: b["RunDatasets"] for b in blobs if "RunDatasets" in b}
-    assert datasets == {"extracted": [3], "unchanged": [1], "staged": [2], "quarantined": [1], "failed": [0]}
+    assert datasets == {
+        "extracted": [3],
+        "unchanged": [1],
+        "staged": [2],
+        "quarantined": [1],
+        "held": [0],
+        "failed": [0],
+    }
     stages = {b["Stage"]: b["RunStageSeconds"] for b in blobs if "RunStageSeconds" in b}
     assert stages["model"] == [pytest.approx(68.676)]
     assert [b["RunRowsStaged"] for b in blobs if "RunRowsStaged" in b] == [[38412 + 282 + 13]]

@@ -82,6 +82,7 @@ def test_a_whole_run_in_one_batch_sends_its_quarantine_and_exactly_one_summary(n
         "  unchanged          1\n"
         "  staged             2\n"
         "  quarantined        1\n"
+        "  held               0\n"
         "  failed             0\n"
     ) in body
     assert (

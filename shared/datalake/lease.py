@@ -1,0 +1,116 @@
+"""A lease in the state table: one holder at a time for a named resource, released on exit, expiring on its own.
+
+Used wherever two invocations must not interleave their writes: a staging group merged by the transformer, a bulk
+mirror applied by the extractor. The item is ``LOCK#{resource}`` / ``LEASE``; ``expires_at`` is also the table's TTL
+attribute, so a holder that dies (a Lambda timeout) blocks the resource for at most ``lease_seconds``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from datalake.aws import client
+from datalake.state import StateError, is_condition_failure, to_item
+
+logger = Logger(child=True)
+
+
+class LeaseBusy(RuntimeError):
+    """Another invocation holds the lease for longer than this one may wait: retry later."""
+
+
+class Lease:
+    """Leases on named resources of one state table.
+
+    Parameters
+    ----------
+    table_name: the state table.
+    dynamodb: a client (tests pass moto's); the shared cached one otherwise.
+    lease_seconds: how long a lease lasts if its holder never releases it (longer than the function timeout).
+    wait_seconds: how long ``hold`` waits for a busy resource before giving up.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: Any | None = None,
+        lease_seconds: int = 900,
+        wait_seconds: float = 60.0,
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb
+        self.lease_seconds = lease_seconds
+        self.wait_seconds = wait_seconds
+
+    @property
+    def ddb(self) -> Any:
+        if self._ddb is None:
+            self._ddb = client("dynamodb")
+        return self._ddb
+
+    @contextmanager
+    def hold(self, resource: str) -> Iterator[None]:
+        """Hold the lease on ``resource`` for the duration of the block.
+
+        Raises
+        ------
+        LeaseBusy
+            When another holder keeps it longer than ``wait_seconds``.
+        StateError
+            When the state table cannot be reached.
+        """
+        key = {"pk": f"LOCK#{resource}", "sk": "LEASE"}
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.05
+        while not self._acquire(key, token):
+            if time.monotonic() >= deadline:
+                raise LeaseBusy(f"{resource} is locked by another invocation; retry later")
+            time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
+            delay = min(delay * 2, 2.0)
+        try:
+            yield
+        finally:
+            self._release(key, token)
+
+    def _acquire(self, key: dict[str, str], token: str) -> bool:
+        now = int(time.time())
+        try:
+            self.ddb.put_item(
+                TableName=self.table_name,
+                Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
+        return True
+
+    def _release(self, key: dict[str, str], token: str) -> None:
+        try:
+            self.ddb.delete_item(
+                TableName=self.table_name,
+                Key=to_item(key),
+                ConditionExpression="#owner = :token",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":token": {"S": token}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})
+                return
+            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
