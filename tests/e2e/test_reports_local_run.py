@@ -204,7 +204,8 @@ def test_every_register_population_and_electricity_row_found_its_municipality(fi
         lake_dir / "quarantine" / "socrata" / "amca-cgrp" / "modeler" / "fact_catalunya_services" / "rows.parquet"
     )
     assert women["unresolved"] == quarantined.num_rows == 21
-    assert "quarantined socrata/amca-cgrp: 21 of 1,000 rows not used by fact_catalunya_services" in output
+    assert "  rows quarantined socrata/amca-cgrp: 21 of 1,000 rows not used by fact_catalunya_services" in output
+    assert re.search(r"^  quarantined\s+0$", output, re.MULTILINE)  # no dataset was quarantined: they were staged
     assert not (lake_dir / "quarantine" / "socrata" / "ivft-vegh").exists()
 
 

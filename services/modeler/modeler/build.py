@@ -28,7 +28,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from aws_lambda_powertools import Logger
 
-from datalake.contracts import BuiltMart, DatasetQuarantined, DatasetStaged, MartsBuilt, Source, StageFailed
+from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, QuarantinedRows, Source, StageFailed
 from datalake.layout import quarantine_prefix
 from modeler import lineage
 from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
@@ -57,6 +57,7 @@ class MartOutcome:
 class BuildReport:
     run_id: str
     outcomes: list[MartOutcome] = field(default_factory=list)
+    quarantined: list[QuarantinedRows] = field(default_factory=list)  # source rows the marts could not use
 
     def by_status(self, status: Status) -> list[MartOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -109,6 +110,7 @@ def quarantine_document(mart: str, rejected: Rejected, run_id: str, built_at: st
         "mart": mart,
         "source": rejected.source,
         "dataset": rejected.dataset,
+        "manifest_key": landing_manifest(rejected.rows),
         "rows_in": rejected.rows_in,
         "rows_quarantined": rows,
         "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -319,16 +321,17 @@ class Rebuild:
                 f"{prefix}reason.json", json.dumps(document, indent=1, ensure_ascii=False).encode(), "application/json"
             )
             if rows:
-                self.events.publish(
-                    DatasetQuarantined(
-                        run_id=self.run_id,
+                # told with the build's marts.built (the run summary lists it): the dataset itself was staged, and
+                # the rest of it modelled, so this is no dataset outcome
+                self.report.quarantined.append(
+                    QuarantinedRows(
+                        mart=spec.name,
                         source=Source(item.source),
                         dataset=item.dataset,
-                        manifest_key=landing_manifest(item.rows) or f"{prefix}reason.json",
+                        rows_in=item.rows_in,
+                        rows_quarantined=rows,
                         reason=document["summary"],
                         quarantine_key=f"{prefix}rows.parquet",
-                        counts={"rows_in": item.rows_in, "rows_quarantined": rows},
-                        keys=[f"{prefix}rows.parquet", f"{prefix}reason.json"],
                     )
                 )
                 logger.warning("rows quarantined", extra={"mart": spec.name, "dataset": item.dataset, "rows": rows})
@@ -433,6 +436,7 @@ def rebuild_marts(
             skipped=[o.name for o in report.outcomes if o.status != "published"],
             # a mart that could not be built (its inputs are missing or empty), as opposed to one already current
             skipped_reasons={o.name: o.reason or "inputs not ready" for o in report.outcomes if o.status == "skipped"},
+            quarantined=report.quarantined,
             counts=report.counts,
             keys=[o.key for o in published],
         )

@@ -119,16 +119,21 @@ def test_the_handler_quarantines_the_rows_without_a_municipality_and_says_so(
     document = modeler_aws.json(QUARANTINE + "reason.json")
     assert (document["rows_in"], document["rows_quarantined"]) == (1000, 21)
     assert document["examples"][0] == "'Gimenells' (Segrià): no municipality of Catalunya has this name"
-    # AND the run is told: one dataset.quarantined for that register, none for a source that resolved fully
-    events = modeler_aws.events()
-    quarantines = [e for e in events if e["event_type"] == "dataset.quarantined"]
-    assert [(e["source"], e["dataset"], e["counts"]) for e in quarantines] == [
-        ("socrata", "amca-cgrp", {"rows_in": 1000, "rows_quarantined": 21})
-    ]
-    assert quarantines[0]["reason"].startswith("21 of 1,000 rows not used by fact_catalunya_services (quarantined)")
-    assert quarantines[0]["manifest_key"].startswith("landing/socrata/amca-cgrp/") and quarantines[0][
-        "manifest_key"
-    ].endswith(".manifest.json")
+    # AND the run is told, with the build: marts.built names that register's quarantine and only it
+    (built,) = modeler_aws.events()
+    assert built["event_type"] == "marts.built"
+    (told,) = built["quarantined"]
+    assert (told["mart"], told["source"], told["dataset"], told["rows_in"], told["rows_quarantined"]) == (
+        "fact_catalunya_services",
+        "socrata",
+        "amca-cgrp",
+        1000,
+        21,
+    )
+    assert told["reason"].startswith("21 of 1,000 rows not used by fact_catalunya_services (quarantined), e.g. ")
+    assert told["quarantine_key"] == QUARANTINE + "rows.parquet"
+    assert document["manifest_key"].startswith("landing/socrata/amca-cgrp/")
+    assert document["manifest_key"].endswith(".manifest.json")
     # AND the resolution report lists them; the facts hold the others only
     women = next(r for r in modeler_aws.mart(RESOLUTION_KEY).to_pylist() if r["dataset_id"] == "amca-cgrp")
     assert women["unresolved"] == 21
@@ -142,7 +147,8 @@ def test_the_handler_quarantines_the_rows_without_a_municipality_and_says_so(
     # WHEN the same batch comes again THEN nothing is written or announced again
     versions = modeler_aws.versions(QUARANTINE + "rows.parquet")
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
-    assert [e["event_type"] for e in modeler_aws.events()] == ["marts.built"]
+    (again,) = modeler_aws.events()
+    assert again["quarantined"] == []
     assert modeler_aws.versions(QUARANTINE + "rows.parquet") == versions
 
     # WHEN the register is corrected (its unplaceable rows removed) THEN the quarantine is emptied, not left stale
@@ -150,7 +156,8 @@ def test_the_handler_quarantines_the_rows_without_a_municipality_and_says_so(
     keep = [name not in set(quarantined["municipi"].to_pylist()) for name in corrected["municipi"].to_pylist()]
     modeler_aws.staging.replace("socrata_amca_cgrp", corrected.filter(pa.array(keep)))
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
-    assert [e["event_type"] for e in modeler_aws.events()] == ["marts.built"]
+    (cleared,) = modeler_aws.events()
+    assert cleared["quarantined"] == []
     assert modeler_aws.json(QUARANTINE + "reason.json")["rows_quarantined"] == 0
     assert modeler_aws.mart(QUARANTINE + "rows.parquet").num_rows == 0
 
