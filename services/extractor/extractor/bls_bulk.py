@@ -251,14 +251,12 @@ class BulkMirror:
         for name in (n for n in plan.unchanged if mirrored[n].get("listing_misses")):
             self._remember(survey, name, whole[name], fetched, mirrored[name].get("version_id"))
         held_key_written = self._hold(fetched, held, previous) if held or fetched.unlisted else None
-        if not to_write and not to_delete:
-            missing = self.lander.missing_staging(previous)
-            if not missing:
-                if held_key_written:
-                    return {"outcome": "held", "source": "bls_bulk", "dataset": survey, "held_key": held_key_written}
-                return self.lander.unchanged(request, digest, {"files": len(upstream)})
-            return self._restage(fetched, mirrored, digest, missing)
-        return self._commit(fetched, plan, mirrored, to_write, to_delete, accepted, digest)
+        missing = self.lander.missing_staging(previous)
+        if not to_write and not to_delete and not missing:
+            if held_key_written:
+                return {"outcome": "held", "source": "bls_bulk", "dataset": survey, "held_key": held_key_written}
+            return self.lander.unchanged(request, digest, {"files": len(upstream)})
+        return self._commit(fetched, plan, mirrored, to_write, to_delete, accepted, digest, missing)
 
     def _commit(
         self,
@@ -269,7 +267,10 @@ class BulkMirror:
         to_delete: list[str],
         accepted: dict[str, str],
         digest: str,
+        missing: list[str],
     ) -> dict[str, Any]:
+        """Write, delete and commit. ``missing``: staging files of the mirror that are gone; the mirrored files that
+        did not change are then listed in the manifest too (at their current versions), so they are staged again."""
         request = fetched.request
         survey = request.dataset
         parts, changes = [], []
@@ -308,7 +309,16 @@ class BulkMirror:
             for c in changes
             if c.action == "restored"
         ]
-        manifest = self._manifest(fetched, digest, parts, changes, list(accepted.values()))
+        restaged = []
+        if missing:
+            restaged = [p for p in self._current_parts(fetched, mirrored) if p.name not in set(to_write)]
+            restored += [
+                f"staging file {k} was missing: the mirrored files are landed again to stage it" for k in missing
+            ]
+            logger.warning(
+                "staging files missing; the mirrored files are landed again", extra={"missing": missing[:20]}
+            )
+        manifest = self._manifest(fetched, digest, parts + restaged, changes, list(accepted.values()))
         key = manifest_key(request.source, survey, request.requested_at, digest)
         self.lander.commit(manifest, key)
         for name, part in zip(to_write, parts, strict=True):
@@ -321,32 +331,22 @@ class BulkMirror:
         logger.info("bulk mirror synced", extra={"survey": survey, **counts})
         return self.lander.record_landing(manifest, key, counts, restored=restored)
 
-    def _restage(
-        self, fetched: BulkFetch, mirrored: dict[str, dict[str, Any]], digest: str, missing: list[str]
-    ) -> dict[str, Any]:
-        """Nothing changed upstream, but staging files the mirror produced are gone: land the mirrored files again
-        (a manifest pointing at their current versions), so the transformer stages them anew."""
+    def _current_parts(self, fetched: BulkFetch, mirrored: dict[str, dict[str, Any]]) -> list[ManifestPart]:
+        """The mirrored files as they are (their recorded versions), as manifest parts."""
         survey = fetched.request.dataset
-        parts = [
+        return [
             self._part(
                 survey,
-                n,
-                m.get("key") or bulk_mirror_key(survey, n),
-                m["sha256"],
-                int(m.get("size") or 0),
-                int(m.get("records") or 0),
-                m.get("version_id"),
+                name,
+                item.get("key") or bulk_mirror_key(survey, name),
+                item["sha256"],
+                int(item.get("size") or 0),
+                int(item.get("records") or 0),
+                item.get("version_id"),
             )
-            for n, m in sorted(mirrored.items())
-            if n in fetched.listed and m.get("sha256") and not m.get("lost")
+            for name, item in sorted(mirrored.items())
+            if name in fetched.listed and item.get("sha256") and not item.get("lost")
         ]
-        logger.warning("staging files missing; the mirrored files are landed again", extra={"missing": missing[:20]})
-        manifest = self._manifest(fetched, digest, parts, [], [])
-        key = manifest_key(fetched.request.source, survey, fetched.request.requested_at, digest)
-        self.lander.commit(manifest, key)
-        restored = [f"staging file {k} was missing: the mirrored files are landed again to stage it" for k in missing]
-        counts = {"restaged": len(parts), "records": manifest.record_count}
-        return self.lander.record_landing(manifest, key, counts, restored=restored)
 
     def _manifest(
         self, fetched: BulkFetch, digest: str, parts: list[ManifestPart], changes: list[FileChange], warnings: list[str]

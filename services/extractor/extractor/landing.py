@@ -342,16 +342,16 @@ class Lander:
         """Why the new snapshot drops more than upstream does, compared with the previous one (or None)."""
         before = previous.get("measures") or {}
         what = f"{request.source.value}/{request.dataset}"
-        if "rows" in fetched.measures:
-            dropped = row_drop(what, before.get("rows"), fetched.measures["rows"])
-            if dropped:
-                return dropped
-        if "years" in fetched.measures:
+        if "years" in fetched.measures:  # the most specific reason first: which years went
             previous_years = before.get("years") or []
             window = fetched.measures.get("window")
             if window:  # a moving window (the BLS API's recent years): compare the years both windows cover
                 previous_years = [y for y in previous_years if window[0] <= y <= window[1]]
-            return missing_values(what, "years", previous_years, fetched.measures["years"])
+            lost = missing_values(what, "years", previous_years, fetched.measures["years"])
+            if lost:
+                return lost
+        if "rows" in fetched.measures:
+            return row_drop(what, before.get("rows"), fetched.measures["rows"])
         return None
 
     @staticmethod

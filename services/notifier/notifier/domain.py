@@ -684,7 +684,6 @@ def _dataset_attention(report: RunReport, links: ConsoleLinks) -> list[str]:
     for ref, (outcome, event) in sorted(report.outcomes.items()):
         if outcome == "quarantined" and isinstance(event, DatasetQuarantined):
             lines.append(f"  quarantined {ref}: {event.reason} ({links.s3_uri(event.quarantine_key)})")
-
         elif outcome == "failed" and isinstance(event, StageFailed):
             lines.append(f"  failed {ref} in the {event.stage}: {event.error_type}: {event.reason}")
     return lines
