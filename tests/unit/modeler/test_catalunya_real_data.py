@@ -5,8 +5,10 @@ that find no municipality: quarantined with their reasons and announced, never d
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from modeler.catalunya import coverage, population, services, territory
@@ -173,3 +175,31 @@ def test_the_published_coverage_answers_the_question(modeler_aws, modeler_handle
     lineage = modeler_aws.json("marts/_lineage/marts/agg_coverage_comarca.json")
     assert {i["mart"] for i in lineage["inputs"]} == {"agg_coverage_municipality", "dim_comarca"}
     assert json.dumps(lineage["checks"]).count('"passed": true') == len(lineage["checks"])
+
+
+def test_the_next_register_snapshot_records_what_opened_and_closed(modeler_aws, modeler_handler, lambda_context):
+    # GIVEN the register of 2024-05-15 read on 2026-08-07, modelled
+    modeler_aws.staging.stage_all()
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    changes_key = "marts/facts/fact_register_changes/fact_register_changes.parquet"
+    first = modeler_aws.mart(changes_key).to_pylist()
+    assert len(first) == 6300 and {r["change"] for r in first} == {"baseline"}
+
+    # WHEN a month later the register has lost S08443 (la Fatarella's day centre) and gained one service
+    later = datetime(2026, 9, 7, 8, 31, tzinfo=UTC)
+    register = socrata_staging("ivft-vegh", ingested_at=later)
+    kept = register.filter(pc.not_equal(register["registre"], "S08443"))
+    added = register.filter(pc.equal(register["registre"], "S08788"))
+    added = added.set_column(0, "registre", pa.array(["S99999"]))
+    modeler_aws.staging.replace("socrata_ivft_vegh", pa.concat_tables([kept, added]))
+    modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+
+    # THEN the history keeps the baseline and adds one closing and one opening, dated that snapshot
+    history = modeler_aws.mart(changes_key).to_pylist()
+    news = [(r["service_id"], r["change"], r["municipality_code"], r["capacity"]) for r in history
+            if r["snapshot_date"] == date(2026, 9, 7)]  # fmt: skip
+    assert sorted(news) == [("S08443", "closed", "430568", 5), ("S99999", "opened", "082378", 25)]
+    assert len(history) == 6302
+    totals = modeler_aws.mart("marts/aggregates/agg_register_changes/agg_register_changes.parquet").to_pylist()
+    elderly = next(r for r in totals if (r["snapshot_date"], r["care_area"]) == (date(2026, 9, 7), "elderly"))
+    assert (elderly["opened"], elderly["closed"], elderly["places_opened"], elderly["places_closed"]) == (1, 1, 25, 5)

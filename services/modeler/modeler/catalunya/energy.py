@@ -250,7 +250,8 @@ def agg_energy_comarca_yearly(fact: pa.Table, municipalities: pa.Table, populati
     totals: dict[tuple[int, str, int], dict[str, Any]] = {}
     for row in fact.to_pylist():
         entry = totals.setdefault(
-            (row["year"], comarca[row["municipality_code"]], row["sector_code"]),
+            # a municipality the dimension lacks gets no comarca: the not-null check then holds the mart back
+            (row["year"], comarca.get(row["municipality_code"]), row["sector_code"]),
             {"kwh": None, "published": 0, "confidential": 0},
         )
         if row["consumption_kwh"] is None:
@@ -262,8 +263,8 @@ def agg_energy_comarca_yearly(fact: pa.Table, municipalities: pa.Table, populati
     by_comarca: dict[int, dict[str, int]] = {}
     for year, people in residents.items():
         for code, counts in people.items():
-            by_comarca.setdefault(year, {})
-            by_comarca[year][comarca[code]] = by_comarca[year].get(comarca[code], 0) + counts["total"]
+            where = comarca.get(code)
+            by_comarca.setdefault(year, {})[where] = by_comarca.setdefault(year, {}).get(where, 0) + counts["total"]
     rows = []
     for (year, comarca_code, sector), entry in totals.items():
         people = by_comarca.get(year, {}).get(comarca_code)
