@@ -256,3 +256,23 @@ def test_a_stale_socrata_landing_does_not_replace_a_newer_snapshot(aws):
     assert outcome["status"] == "stale"
     assert aws.snapshot("staging/") == snapshot
     assert aws.staging("socrata_9uvn_hv6j").num_rows == 134
+
+
+@pytest.mark.parametrize("order", ["newer first", "older first"])
+def test_the_newer_fetch_wins_whichever_landing_commits_last(aws, order):
+    # GIVEN two overlapping runs: A fetched the 2025-02 release at T1 but committed its landing last (at T3);
+    # B fetched the 2026-08 release at T2 and committed it in between
+    landing_b = {"folder": PR_2026, "committed": T2, "fetched": T2, "run_id": RUN[T2]}
+    landing_a = {"folder": PR_2025, "committed": T3, "fetched": T1, "run_id": RUN[T3]}
+    first, second = (landing_b, landing_a) if order == "newer first" else (landing_a, landing_b)
+
+    # WHEN both are staged, in either order
+    stage(aws, release_fetched(aws, **first))
+    stage(aws, release_fetched(aws, **second))
+
+    # THEN staging holds B's release: the order is when the data was fetched, not when a landing committed
+    assert staged_file(aws, "pr.data.0.Current") == raw_file(PR_2026 / "pr.data.0.Current")
+
+
+def release_fetched(aws, folder, committed, fetched, run_id):
+    return aws.landings.pr_release(folder, moment=committed, run_id=run_id, fetched_at=fetched)

@@ -161,12 +161,14 @@ class Landings:
         moment: datetime,
         run_id: str,
         changes: list[FileChange] | None = None,
+        fetched_at: datetime | None = None,
     ) -> str:
         manifest = Manifest(
             run_id=run_id,
             source=source,
             dataset=dataset,
             created_at=moment,
+            fetched_at=fetched_at,
             source_url=f"https://example.invalid/{source.value}/{dataset}",
             content_sha256=content_sha256,
             parts=parts,
@@ -265,7 +267,14 @@ class Landings:
         )
         return self._commit(Source.SOCRATA, dataset, parts, digest, moment, run_id)
 
-    def bulk_sync(self, survey: str, files: dict[str, bytes], moment: datetime = MOMENT, run_id: str = RUN_ID) -> str:
+    def bulk_sync(
+        self,
+        survey: str,
+        files: dict[str, bytes],
+        moment: datetime = MOMENT,
+        run_id: str = RUN_ID,
+        fetched_at: datetime | None = None,
+    ) -> str:
         """A mirror sync: the changed files written in place (a new version each), then the manifest."""
         parts, changes = [], []
         for name, body in sorted(files.items()):
@@ -284,10 +293,15 @@ class Landings:
                 )
             )
         digest = sha256_hex("".join(f"{p.name}:{p.sha256}" for p in parts).encode())
-        return self._commit(Source.BLS_BULK, survey, parts, digest, moment, run_id, changes)
+        return self._commit(Source.BLS_BULK, survey, parts, digest, moment, run_id, changes, fetched_at)
 
     def pr_release(
-        self, folder: Path, moment: datetime = MOMENT, run_id: str = RUN_ID, files: tuple[str, ...] = ()
+        self,
+        folder: Path,
+        moment: datetime = MOMENT,
+        run_id: str = RUN_ID,
+        files: tuple[str, ...] = (),
+        fetched_at: datetime | None = None,
     ) -> str:
         names = files or (
             "pr.data.0.Current",
@@ -298,7 +312,7 @@ class Landings:
             "pr.duration",
             "pr.seasonal",
         )
-        return self.bulk_sync("pr", {n: (folder / n).read_bytes() for n in names}, moment, run_id)
+        return self.bulk_sync("pr", {n: (folder / n).read_bytes() for n in names}, moment, run_id, fetched_at)
 
 
 def _series_records(body: bytes, series_id: str) -> int | None:
