@@ -259,9 +259,9 @@ def dim_municipality(municipalities: pa.Table) -> Built:
     NoInputRows
         When the list holds no row.
     """
-    if municipalities.num_rows == 0:
+    table = current_snapshot(municipalities)
+    if table.num_rows == 0:
         raise NoInputRows("the municipality list (9aju-tpwc) is empty")
-    table = municipalities
     raw_codes = _column(table, "codi")
     codes = [code_text(v, 6) for v in raw_codes]
     seen: dict[str, int] = {}
