@@ -11,11 +11,14 @@ SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELE
 REGION ?= us-east-1
 ARGS ?=
 ENV ?= dev
+# the stack to deploy, check or smoke-test (default: the samconfig environment's stack_name)
+STACK ?=
+PREFLIGHT_ARGS ?=
 PYTEST_ARGS ?=
 # make unit spreads the tests over this many processes (pytest-xdist); 0 runs them in this one
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build deploy bench chaos report redrive clean
+.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench chaos report redrive clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,8 +72,17 @@ build: venv samvenv ## sam build (python3.13), then bytecode compiled into the a
 	$(SAM) build --region $(REGION)
 	$(PY) -m compileall -q -f -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
-deploy: build ## sam deploy with the samconfig environment ENV (default dev)
-	$(SAM) deploy --config-env $(ENV)
+preflight: venv ## check the target account before a deploy: STACK=name REGION=region (ENV=dev|prod)
+	$(PY) -m ops.preflight --config-env $(ENV) --region $(REGION) $(if $(STACK),--stack $(STACK)) $(PREFLIGHT_ARGS)
+
+# Non-interactive (CI has no terminal): preflight has already said what will happen, and stops on what would fail.
+deploy: preflight build ## preflight, then sam deploy with the samconfig environment ENV (default dev): STACK=, REGION=
+	$(SAM) deploy --config-env $(ENV) --region $(REGION) $(if $(STACK),--stack-name $(STACK)) \
+		--no-confirm-changeset --no-fail-on-empty-changeset
+
+smoke: venv ## after a deploy: a small real run, checked end to end (STACK=name REGION=region)
+	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<deployed stack> [REGION=$(REGION)]"; exit 2; }
+	$(PY) -m ops.smoke --stack $(STACK) --region $(REGION) $(ARGS)
 
 bench: venv build ## the performance bars as ratios against same-run baselines (bench/results.json)
 	$(PY) -m bench.run $(ARGS)

@@ -295,9 +295,9 @@ def bench_package(build_dir: Path, pandas_layer_zip: Path | None = None) -> dict
 
     Our own parts are measured (the build output; Powertools and pydantic as installed). The AWS SDK for pandas
     managed layer cannot be downloaded offline: with ``--pandas-layer-zip`` (the zip from
-    ``aws lambda get-layer-version-by-arn``) its real size is used; without it, an estimate: the pandas, pyarrow and
-    numpy we install, trimmed as the layer's build recipe trims them. The estimate leaves out awswrangler itself
-    and its optional drivers, which the managed layer also carries, so it is a lower bound for that layer.
+    ``aws lambda get-layer-version-by-arn``) its real size is used; else the layer rebuilt from its recipe by
+    ``python -m bench.layer_size`` (an upper bound, see there); else an estimate: the pandas, pyarrow and numpy we
+    install, trimmed as the layer's build recipe trims them, a lower bound (without awswrangler and its drivers).
     """
     if not build_dir.exists():
         return {"error": f"{build_dir} does not exist: run `make build` first"}
@@ -314,8 +314,17 @@ def bench_package(build_dir: Path, pandas_layer_zip: Path | None = None) -> dict
         "typing-inspection",
     )
     wheels = ("pandas", "pyarrow", "numpy", "python-dateutil", "pytz", "tzdata", "six")
+    rebuilt = Path(__file__).resolve().parent / "layer_size.json"  # python -m bench.layer_size
     if pandas_layer_zip is not None:
         pandas_layer, method = _zip_unzipped_mb(pandas_layer_zip), f"measured: {pandas_layer_zip.name}"
+    elif rebuilt.exists():
+        layer = json.loads(rebuilt.read_text())
+        pandas_layer = layer["unzipped_mb"]
+        method = (
+            f"rebuilt from its recipe (bench/layer_size.py), release {layer['release']}: zips to {layer['zip_mb']} MB "
+            f"against {layer['published_zip_mb']} MB published, so an upper bound (its pyarrow is the PyPI wheel, "
+            "larger than the layer's own minimal build)"
+        )
     else:
         pandas_layer = _managed_layer_estimate_mb(*wheels)
         method = "estimate: installed wheels trimmed by the layer's build recipe, without awswrangler's own deps"

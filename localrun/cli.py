@@ -167,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
 
 
+class RunRefused(RuntimeError):
+    """The scheduler refused the run's request (an unknown dataset, an empty selection, ...): nothing started."""
+
+
 def check_writable(lake_dir: Path) -> None:
     """The lake folder (created if absent) must take new files, or the run would be lost at its end.
 
@@ -248,7 +252,10 @@ def _execute(runner: Any, args: argparse.Namespace) -> str:
     else:
         event = schedule_event(args)
         _say(f"\n== scheduler: {'scheduled event' if 'detail-type' in event else json.dumps(event)}")
-        scheduled = runner.invoke("SchedulerFunction", event)
+        try:
+            scheduled = runner.invoke("SchedulerFunction", event)
+        except ValueError as exc:  # the scheduler refused the request (BadScheduleRequest): nothing was sent
+            raise RunRefused(str(exc)) from exc
         run_id = scheduled["run_id"]
         _say(f"   run {run_id}: {scheduled['sent']} extract requests sent")
     runner.drain()
@@ -335,6 +342,6 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(path))
     try:
         return run(args)
-    except LocalLakeError as exc:
+    except (LocalLakeError, RunRefused) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

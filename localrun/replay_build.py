@@ -8,10 +8,18 @@ What it writes (data/replay/README.md records the provenance of each file):
 - ``bls_api/derived_pr_series_from_bulk_AllData.json``: *derived*, the catalog's PR series converted from the
   bundled bulk ``bls_bulk/pr/pr.data.1.AllData`` into the v2 response shape, so they have data offline;
 - ``datausa/population.json``: the real tesseract ``jsonrecords`` recording, byte for byte;
-- ``socrata/{id}.json``: *converted*, each Catalunya SODA CSV export as SODA JSON (an array of objects; empty
-  fields omitted, as SODA omits nulls; numbers as strings and points as GeoJSON, as SODA JSON has them), every
-  row kept; ``socrata/{id}.views.json``: *derived* metadata (column field names and Socrata types inferred from
-  the values).
+- ``socrata/{id}.json``: *converted*, each Catalunya CSV export as SODA JSON (an array of objects; empty
+  fields omitted, as SODA omits nulls; numbers as strings, dates as floating timestamps and points as GeoJSON, as
+  SODA JSON has them), every row kept; ``socrata/{id}.views.json``: *derived* metadata (column display names,
+  field names and Socrata types).
+
+Two kinds of CSV export exist. A SODA export (``/resource/{id}.csv``) is headed by the field names already. A
+portal ``rows.csv`` export is headed by the *display* names (``Consum [kWh]``); its field names are the ones the
+portal publishes for the dataset when they are known (``ivft-vegh``), otherwise derived from the display names by
+Socrata's rule (``socrata_field_name``): lower case, every run of characters other than ``a-z`` and ``0-9``
+becomes one ``_``, and leading or trailing ``_`` are dropped (``Consum [kWh]`` -> ``consum_kwh``,
+``Homes. De 65 anys i més`` -> ``homes_de_65_anys_i_m_s``; the SODA exports' own ``adre_a`` for ``Adreça`` and
+``tel_fon`` for ``Telèfon`` follow the same rule).
 
 The tests never run this: they use the committed files, so a clean clone without ../shared still works.
 """
@@ -23,6 +31,7 @@ import csv
 import json
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +46,87 @@ REAL_BLS_API = [
     "ryansuhr_bls_api_v2_response_2024-12-13.json",
 ]
 DATAUSA_TESSERACT = "tesseract_jsonrecords_acs_yg_total_population_1_Nation_Year.json"
-SOCRATA_EXPORTS = {
-    "9uvn-hv6j": "9uvn-hv6j_oficines_informacio_atencio_dones_SIAD.csv",
-    "utrz-jf79": "utrz-jf79_serveis_atencio_integral_LGBTI.csv",
-    "amca-cgrp": "amca-cgrp_entitats_de_dones.csv",
-}
-SOCRATA_NAMES = {
-    "9uvn-hv6j": "Oficines d'informació i atenció a les dones (SIAD)",
-    "utrz-jf79": "Serveis d'atenció integral LGBTI (SAI)",
-    "amca-cgrp": "Entitats de dones",
-}
+
+
+@dataclass(frozen=True)
+class SocrataExport:
+    """One Catalunya CSV export and how it becomes SODA JSON.
+
+    ``field_names``: the portal's published field names, in column order, for a ``rows.csv`` export headed by
+    display names (None: a SODA export, headed by field names; or derived by ``socrata_field_name``).
+    ``types``: Socrata types by field name where the values alone would be read wrongly (a phone number is not a
+    number; a date is a ``calendar_date``).
+    """
+
+    dataset: str
+    file: str
+    name: str
+    display_header: bool = False
+    field_names: tuple[str, ...] | None = None
+    types: dict[str, str] = field(default_factory=dict)
+
+
+SOCRATA_EXPORTS = (
+    SocrataExport(
+        "9uvn-hv6j",
+        "9uvn-hv6j_oficines_informacio_atencio_dones_SIAD.csv",
+        "Oficines d'informació i atenció a les dones (SIAD)",
+    ),
+    SocrataExport(
+        "utrz-jf79", "utrz-jf79_serveis_atencio_integral_LGBTI.csv", "Serveis d'atenció integral LGBTI (SAI)"
+    ),
+    SocrataExport("amca-cgrp", "amca-cgrp_entitats_de_dones.csv", "Entitats de dones"),
+    SocrataExport(
+        "ivft-vegh",
+        "ivft-vegh_registre_entitats_serveis_establiments_socials_20240515_rows.csv",
+        "Registre d'entitats, serveis i establiments socials (serveis socials bàsics i especialitzats)",
+        display_header=True,
+        field_names=(
+            "registre",
+            "nom",
+            "tipologia",
+            "inscripcio",
+            "capacitat",
+            "adreca",
+            "municipi",
+            "districte",
+            "cp",
+            "comarca",
+            "telefon",
+            "entitat_titular",
+            "qualificacio",
+            "nif",
+        ),
+        types={"inscripcio": "calendar_date", "telefon": "text", "capacitat": "number", "districte": "text"},
+    ),
+    SocrataExport(
+        "b4rr-d25b",
+        "poblacio_municipi_rang_edat_sexe_b4rr-d25b_2019-2020_PEEVE.csv",
+        "Població de Catalunya per municipi, rang d'edat i sexe",
+        display_header=True,
+        types={"codi": "text"},
+    ),
+    SocrataExport(
+        "9aju-tpwc",
+        "municipis_catalunya_geo_9aju-tpwc_2023_raulvillalba.csv",
+        "Municipis de Catalunya: codis, comarca i coordenades",
+        display_header=True,
+        types={"codi": "text", "codi_comarca": "text"},
+    ),
+    SocrataExport(
+        "8idm-becu",
+        "consum_energia_electrica_municipis_sectors_8idm-becu_20250513_irie.csv",
+        "Consum d'energia elèctrica per municipis i sectors de Catalunya",
+        display_header=True,
+        types={"cdmun": "text"},
+    ),
+)
 DERIVED_PR = "derived_pr_series_from_bulk_AllData.json"
 
 _NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
 _POINT = re.compile(r"^POINT \((-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)\)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_FIELD_SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def _tsv(path: Path) -> list[list[str]]:
@@ -85,6 +161,23 @@ def derive_pr_recording(bulk_dir: Path, series_ids: list[str]) -> dict[str, Any]
     return {"status": "REQUEST_SUCCEEDED", "responseTime": 0, "message": [], "Results": {"series": series}}
 
 
+def socrata_field_name(display_name: str) -> str:
+    """Socrata's field name for a column's display name: ``Consum [kWh]`` -> ``consum_kwh``.
+
+    Lower case; every run of characters other than ``a-z`` and ``0-9`` (accented letters included) becomes one
+    ``_``; leading and trailing ``_`` are dropped.
+
+    Raises
+    ------
+    ValueError
+        When nothing usable is left (a display name of punctuation only).
+    """
+    name = _FIELD_SEPARATORS.sub("_", display_name.lower()).strip("_")
+    if not name:
+        raise ValueError(f"display name {display_name!r} gives no field name")
+    return name
+
+
 def infer_socrata_type(values: list[str]) -> str:
     present = [v for v in values if v != ""]
     if present and all(_POINT.match(v) for v in present):
@@ -94,44 +187,88 @@ def infer_socrata_type(values: list[str]) -> str:
     return "text"
 
 
-def convert_socrata_csv(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """SODA CSV export -> (SODA JSON rows, [(fieldName, dataTypeName)])."""
+def _soda_value(value: str, kind: str, where: str) -> Any:
+    if kind == "point":
+        match = _POINT.match(value)
+        if match is None:
+            raise ValueError(f"{where} = {value!r} is not a WKT point")
+        return {"type": "Point", "coordinates": [float(match.group(1)), float(match.group(2))]}
+    if kind == "calendar_date":
+        if not _DATE.match(value):
+            raise ValueError(f"{where} = {value!r} is not a date")
+        return f"{value}T00:00:00.000"  # SODA JSON serves a calendar_date as a floating timestamp
+    return value  # SODA JSON carries numbers (and everything else) as strings
+
+
+def convert_socrata_csv(
+    path: Path, export: SocrataExport | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+    """CSV export -> (SODA JSON rows, [(display name, fieldName, dataTypeName)]).
+
+    Raises
+    ------
+    ValueError
+        When the published field names do not match the header's columns, two columns get one field name, or a
+        value does not fit its declared type.
+    """
+    export = export or SocrataExport(dataset=path.stem, file=path.name, name=path.stem)
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        fields = list(reader.fieldnames or [])
-    types = {name: infer_socrata_type([row[name] for row in rows]) for name in fields}
+        reader = csv.reader(handle)
+        header = next(reader)
+        records = list(reader)
+    if export.field_names is not None:
+        if len(export.field_names) != len(header):
+            raise ValueError(f"{path.name}: {len(header)} columns, {len(export.field_names)} published field names")
+        fields = list(export.field_names)
+    elif export.display_header:
+        fields = [socrata_field_name(name) for name in header]
+    else:
+        fields = list(header)
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"{path.name}: two columns share a field name: {fields}")
+    for number, record in enumerate(records, start=2):
+        if len(record) != len(fields):
+            raise ValueError(f"{path.name}: record {number} has {len(record)} fields, the header {len(fields)}")
+    types = {
+        name: export.types.get(name) or infer_socrata_type([r[i] for r in records]) for i, name in enumerate(fields)
+    }
     converted = []
-    for row in rows:
+    for number, record in enumerate(records, start=2):
         item: dict[str, Any] = {}
-        for name in fields:
-            value = row[name]
+        for name, value in zip(fields, record, strict=True):
             if value == "":
                 continue  # SODA JSON omits null fields
-            if types[name] == "point":
-                match = _POINT.match(value)
-                if match is None:
-                    raise ValueError(f"{path.name}: {name} = {value!r} is not a WKT point")
-                item[name] = {"type": "Point", "coordinates": [float(match.group(1)), float(match.group(2))]}
-            else:
-                item[name] = value  # SODA JSON carries numbers as strings
+            item[name] = _soda_value(value, types[name], f"{path.name} record {number}: {name}")
         converted.append(item)
-    return converted, [(name, types[name]) for name in fields]
+    return converted, [(display, name, types[name]) for display, name in zip(header, fields, strict=True)]
 
 
-def socrata_views(dataset: str, columns: list[tuple[str, str]]) -> dict[str, Any]:
+def socrata_views(export: SocrataExport, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
+    if export.field_names:
+        how = "display names from the portal's rows.csv header, field names as the portal publishes them; "
+    elif export.display_header:
+        how = "display names from the portal's rows.csv header, field names derived by Socrata's rule; "
+    else:
+        how = "column field names from the SODA CSV export, "
+    declared = "" if not export.types else " (or declared where the values mislead)"
     return {
-        "id": dataset,
-        "name": SOCRATA_NAMES.get(dataset, dataset),
+        "id": export.dataset,
+        "name": export.name,
         "description": (
-            "Derived for the replay (not a recording of /api/views): column field names from the SODA CSV export, "
-            "Socrata types inferred from the values."
+            f"Derived for the replay (not a recording of /api/views): {how}Socrata types inferred from the values"
+            f"{declared}."
         ),
         "columns": [
-            {"id": i + 1, "name": name, "fieldName": name, "dataTypeName": kind, "position": i + 1}
-            for i, (name, kind) in enumerate(columns)
+            {"id": i + 1, "name": display, "fieldName": name, "dataTypeName": kind, "position": i + 1}
+            for i, (display, name, kind) in enumerate(columns)
         ],
     }
+
+
+def write_socrata_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A JSON array, one row per line: the larger datasets stay readable in a diff and small on disk."""
+    lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
+    path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
 
 
 def build(shared_data: Path, replay_dir: Path) -> list[str]:
@@ -154,13 +291,17 @@ def build(shared_data: Path, replay_dir: Path) -> list[str]:
     written.append("datausa/population.json")
 
     (replay_dir / "socrata").mkdir(exist_ok=True)
-    for dataset, export in SOCRATA_EXPORTS.items():
-        rows, columns = convert_socrata_csv(shared_data / "catalunya" / export)
-        (replay_dir / "socrata" / f"{dataset}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
-        (replay_dir / "socrata" / f"{dataset}.views.json").write_text(
-            json.dumps(socrata_views(dataset, columns), ensure_ascii=False, indent=1) + "\n"
+    for export in SOCRATA_EXPORTS:
+        rows, columns = convert_socrata_csv(shared_data / "catalunya" / export.file, export)
+        rows_path = replay_dir / "socrata" / f"{export.dataset}.json"
+        if export.display_header:
+            write_socrata_rows(rows_path, rows)
+        else:  # the first three recordings keep the layout they were committed with
+            rows_path.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        (replay_dir / "socrata" / f"{export.dataset}.views.json").write_text(
+            json.dumps(socrata_views(export, columns), ensure_ascii=False, indent=1) + "\n"
         )
-        written += [f"socrata/{dataset}.json", f"socrata/{dataset}.views.json"]
+        written += [f"socrata/{export.dataset}.json", f"socrata/{export.dataset}.views.json"]
     return written
 
 

@@ -1,6 +1,7 @@
 """The report answers and charts, read from the marts of a lake: a local folder (``.lake/``) or an S3 bucket.
 
-* ``print_reports(lake_dir, say)``: the end of ``make run`` prints the three report answers.
+* ``print_reports(lake_dir, say)``: the end of ``make run`` prints the report answers, then Catalunya's
+  (``localrun.catalunya_reports``).
 * ``python -m localrun.reports [--lake-dir DIR | --lake s3://bucket]`` (``make report``): renders the charts to
   PNG and a small HTML page under the lake's ``marts/reports/`` (or ``--out DIR``).
 * ``notebooks/analysis.ipynb`` draws the same charts with the same functions.
@@ -25,6 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from localrun.catalunya_reports import catalunya_figures, catalunya_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 MART_PATHS = {
     "population_stats": "marts/reports/population_stats/",
@@ -33,12 +36,20 @@ MART_PATHS = {
     "bls_population_correlation": "marts/reports/bls_population_correlation/",
     "agg_population_yearly": "marts/aggregates/agg_population_yearly/",
     "dim_series": "marts/dimensions/dim_series/",
+    "agg_coverage_comarca": "marts/aggregates/agg_coverage_comarca/",
+    "agg_coverage_municipality": "marts/aggregates/agg_coverage_municipality/",
+    "dim_municipality": "marts/dimensions/dim_municipality/",
+    "dim_comarca": "marts/dimensions/dim_comarca/",
+    "territory_resolution": "marts/reports/territory_resolution/",
+    "agg_energy_comarca_yearly": "marts/aggregates/agg_energy_comarca_yearly/",
+    "dim_economic_sector": "marts/dimensions/dim_economic_sector/",
 }
 LINEAGE_DIR = "marts/_lineage/"
 LINEAGE_GRAPH = f"{LINEAGE_DIR}graph.mmd"
 REPORTS_DIR = "marts/reports"
 CHARTS_DIR = "charts"
 CHARTS = ("population_over_time", "best_year_distribution", "prs30006032_vs_population", "bls_population_correlation")
+CATALUNYA_CHARTS = ("catalunya_coverage_by_comarca", "catalunya_coverage_map", "catalunya_electricity_by_sector")
 SERIES = "PRS30006032"
 
 
@@ -190,6 +201,8 @@ def print_answers(lake: Lake, say: Callable[[str], None]) -> None:
             continue
         for line in lines_of(table):
             say("   " + line)
+    for line in catalunya_lines(lake.mart):
+        say("   " + line)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -305,7 +318,8 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
 
 def render_figures(lake: Lake | str | Path) -> dict[str, Any]:
-    """The four charts drawn from the lake's marts (a chart whose marts are missing is left out)."""
+    """The charts drawn from the lake's marts: the four BLS and population ones, then Catalunya's (a chart whose
+    marts are missing is left out)."""
     lake = _lake(lake)
     figures: dict[str, Any] = {}
     yearly = lake.mart("agg_population_yearly")
@@ -320,6 +334,7 @@ def render_figures(lake: Lake | str | Path) -> dict[str, Any]:
     correlation = lake.mart("bls_population_correlation")
     if correlation is not None:
         figures["bls_population_correlation"] = chart_correlations(correlation, lake.mart("dim_series"))
+    figures.update(catalunya_figures(lake.mart))
     return figures
 
 
@@ -335,6 +350,9 @@ def _html_page(lake: Lake, charts: list[str]) -> str:
         table = lake.mart(name)
         body = "not built yet" if table is None else "\n".join(lines_of(table))
         sections.append(f"<h2>{html.escape(name)}</h2>\n<pre>{html.escape(body)}</pre>")
+    catalunya = catalunya_lines(lake.mart)
+    if catalunya:
+        sections.append(f"<h2>Catalunya</h2>\n<pre>{html.escape(chr(10).join(catalunya))}</pre>")
     images = "\n".join(
         f'<figure><img src="{CHARTS_DIR}/{name}.png" alt="{name}" width="800"><figcaption>{name}</figcaption></figure>'
         for name in charts

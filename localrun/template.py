@@ -21,6 +21,8 @@ TEMPLATE = ROOT / "template.yaml"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 STACK_NAME = "odp-local"
+# A stack id as CloudFormation makes one: the template derives per-stack names from its random tail.
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{STACK_NAME}/6f1c2a4e-0d3b-4c5a-9e8f-7a6b5c4d3e2f"
 
 _TAGS = {
     "!Ref": "Ref",
@@ -88,6 +90,7 @@ class Resolver:
     def pseudo(self, name: str) -> Any:
         return {
             "AWS::StackName": STACK_NAME,
+            "AWS::StackId": STACK_ID,
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",

@@ -307,11 +307,25 @@ class BuiltMart(_Contract):
     key: str
 
 
+class QuarantinedRows(_Contract):
+    """Source rows a mart could not use (a Catalunya row whose municipality does not resolve), set aside with
+    their reasons in ``quarantine_key``; the rest of the dataset was modelled."""
+
+    mart: str
+    source: Source
+    dataset: DatasetId
+    rows_in: int = Field(ge=0)
+    rows_quarantined: int = Field(ge=0)
+    reason: str  # how many of how many, and examples with their reasons
+    quarantine_key: str
+
+
 class MartsBuilt(_Event):
     event_type: Literal[EventType.MARTS_BUILT] = EventType.MARTS_BUILT
     marts: list[BuiltMart]
     skipped: list[str] = []
     skipped_reasons: dict[str, str] = {}  # mart -> why it was not rebuilt (its previous version is kept)
+    quarantined: list[QuarantinedRows] = []  # rows set aside by this build (newly, or changed since the last one)
 
 
 class StageFailed(_Event):

@@ -81,6 +81,8 @@ class NotifierSettings(BaseSettings):
     resource_prefix: str | None = Field(
         default=None, alias="RESOURCE_PREFIX", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-]{1,100}$"
     )
+    # The functions' log groups are "<this>/<function>" (the template's log groups); absent: /aws/lambda/<name>.
+    log_group_prefix: str | None = Field(default=None, alias="LOG_GROUP_PREFIX", pattern=r"^/[A-Za-z0-9_\-./]+$")
     # A run that has not settled this long after its first event is closed with what is known (see the runbook).
     run_settle_hours: float = Field(default=30, alias="RUN_SETTLE_HOURS", gt=0, le=24 * 14)
 

@@ -379,12 +379,10 @@ CHAOS = [
         plan=json.loads((FIXTURES / "faults" / "storm.json").read_text()),  # also a plan for make run
         endings={
             "socrata/utrz-jf79": "dlq",
-            "socrata/ivft-vegh": "dlq",
             "bls_api/CES0000000001": "deferred",
             "bls_api/*": "landed|deferred",  # the other series of the query that met REQUEST_NOT_PROCESSED
         },
         recovery=("redrive", "next run"),
-        permanent=("socrata/ivft-vegh",),  # not served by Socrata (nor the replay): a 404 in a clean run too
     ),
 ]
 

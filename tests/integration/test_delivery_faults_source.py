@@ -118,7 +118,7 @@ def test_faults_are_scripted_per_dataset_and_counted(replay):
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
-        ({"kind": "not_processed", "endpoint": "datausa"}, "BLS API's answer"),
+        ({"kind": "not_processed", "endpoint": "datausa"}, "not_processed is an answer of bls_api"),
         ({"kind": "schema_drift", "endpoint": "bls_bulk_listing"}, "schema_drift needs"),
         ({"kind": "http_500", "endpoint": "ftp"}, "is not one of"),
         ({"kind": "http_500", "endpoint": "datausa", "attempts": 0}, "greater than or equal to 1"),

@@ -90,7 +90,9 @@ def test_template_transforms_and_creates_on_moto():
             if not any(resources.get(ref, {}).get("Type") in UNSUPPORTED_BY_MOTO for ref in _refs(v["Value"]))
         }
         assert resolvable <= set(outputs), sorted(resolvable - set(outputs))
-        assert outputs["LakeBucketName"].startswith("opendata-smoke-dev-lake-")
+        # Named after the stack id's random tail: unique per stack, valid whatever the stack is called.
+        stack_tail = stack["StackId"].split("/")[2].split("-")[4]
+        assert outputs["LakeBucketName"] == f"opendata-dev-123456789012-{stack_tail}"
         assert outputs["ExtractQueueUrl"].endswith("opendata-smoke-dev-extract")
         sqs = boto3.client("sqs", region_name="us-east-1")
         attributes = sqs.get_queue_attributes(

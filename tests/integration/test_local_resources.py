@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from localrun.template import ACCOUNT_ID, REGION, STACK_NAME, TEMPLATE
+from localrun.template import ACCOUNT_ID, REGION, STACK_ID, STACK_NAME, TEMPLATE
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,12 @@ def declared() -> dict:
 
 
 def physical(sub: dict) -> str:
-    """Resolve the template's `!Sub ${AWS::StackName}-${Stage}-...` names for the local stack."""
+    """Resolve the template's `!Sub ${AWS::StackName}-${Stage}-...` names for the local stack (a retained
+    resource's name also ends in ${StackSuffix}, the stack id's random tail)."""
     assert sub["tag"] == "Sub"
+    text = sub["value"][0] if isinstance(sub["value"], list) else sub["value"]
     return (
-        sub["value"]
+        text.replace("${StackSuffix}", STACK_ID.split("/")[2].split("-")[4])
         .replace("${AWS::StackName}", STACK_NAME)
         .replace("${Stage}", STAGE)
         .replace("${AWS::AccountId}", ACCOUNT_ID)

@@ -27,14 +27,15 @@ NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 @pytest.fixture
 def modeler_run(local_cloud, monkeypatch, tmp_path):
-    """Staging of the real 2026-08 release, population and SIAD in the local bucket; three dataset.staged events
-    and one dataset.extracted published on the PipelineTopic; the ModelQueue delivered to the real handler."""
+    """Staging of the real 2026-08 release, population, SIAD and the Catalunya sources in the local bucket; three
+    dataset.staged events and one dataset.extracted published on the PipelineTopic; the ModelQueue delivered to the
+    real handler."""
     from modeler import handler
 
     env = local_cloud.function_environment("ModelerFunction")
     monkeypatch.setattr(handler, "settings", load_settings(ModelerSettings, {**env, "AWS_REGION": "us-east-1"}))
     bucket = local_cloud.ref("LakeBucket")
-    StagingLake(local_cloud.client("s3"), bucket).stage_everything()
+    StagingLake(local_cloud.client("s3"), bucket).stage_all()
     topic, sns = local_cloud.ref("PipelineTopic"), local_cloud.client("sns")
     for event in (
         staged_event("bls_bulk", "pr", {"bls_observation": 38412, "bls_series": 282}),
@@ -93,6 +94,8 @@ def test_glue_tables_point_at_the_mart_folders_and_athena_has_the_report_queries
     queries = [athena.get_named_query(NamedQueryId=i)["NamedQuery"] for i in ids]
     for report in ("population_stats", "bls_best_year", "series_population", "bls_population_correlation"):
         assert any(f"FROM {report}" in q["QueryString"] and q["Database"] == database for q in queries), report
+    coverage = [q for q in queries if "FROM agg_coverage_comarca" in q["QueryString"]]
+    assert len(coverage) == 1 and coverage[0]["Name"].endswith("-catalunya-coverage")
 
 
 def test_the_run_output_prints_the_three_report_answers(modeler_run):
@@ -150,7 +153,11 @@ def test_the_notebook_runs_top_to_bottom_on_the_local_lake(modeler_run, tmp_path
     assert "PRS30006032" in outputs
     assert "flowchart LR" in outputs
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 4  # population, best years, PRS30006032 vs population, correlations
+    # population, best years, PRS30006032 vs population, correlations; Catalunya: coverage by comarca, the map,
+    # electricity by sector
+    assert len(images) == 7
+    assert "catalunya_coverage: elderly-care places per 1,000 residents aged 65+" in outputs
+    assert "most elderly-care places per 1,000 residents aged 65+:" in outputs and "Moianès" in outputs
 
 
 def test_make_report_writes_the_charts_and_the_html_page(modeler_run):
@@ -171,6 +178,9 @@ def test_make_report_writes_the_charts_and_the_html_page(modeler_run):
         "best_year_distribution",
         "prs30006032_vs_population",
         "bls_population_correlation",
+        "catalunya_coverage_by_comarca",
+        "catalunya_coverage_map",
+        "catalunya_electricity_by_sector",
     ):
         png = charts / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -179,3 +189,5 @@ def test_make_report_writes_the_charts_and_the_html_page(modeler_run):
     assert 'src="charts/best_year_distribution.png"' in page
     assert "322,069,808.00" in page
     assert "322,069,808.00" in result.stdout
+    assert 'src="charts/catalunya_coverage_map.png"' in page and "<h2>Catalunya</h2>" in page
+    assert "catalunya_coverage: elderly-care places per 1,000 residents aged 65+" in result.stdout

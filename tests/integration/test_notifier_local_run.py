@@ -76,7 +76,14 @@ def test_the_local_run_prints_its_summary_with_the_counts_of_that_run(tmp_path):
     events = ledger(lake, run_id)
     kinds = [e["event_type"] for e in events]
     counts = section(summary, "Datasets")
-    assert counts == {"extracted": "1", "unchanged": "0", "staged": "1", "quarantined": "0", "failed": "0"}
+    assert counts == {
+        "extracted": "1",
+        "unchanged": "0",
+        "staged": "1",
+        "quarantined": "0",
+        "held": "0",
+        "failed": "0",
+    }
     assert kinds.count("dataset.extracted") == 1 and kinds.count("dataset.staged") == 1
     [started] = [e for e in events if e["event_type"] == "run.started"]
     assert f"Datasets ({len(started['datasets'])} expected)" in summary
@@ -112,6 +119,7 @@ def test_the_local_run_prints_its_summary_with_the_counts_of_that_run(tmp_path):
         "unchanged": "1",
         "staged": "0",
         "quarantined": "0",
+        "held": "0",
         "failed": "0",
     }
     assert "Rows by table\n  (nothing written)\n" in summary_2

@@ -54,6 +54,9 @@ def test_a_dead_lettered_dataset_is_redriven_processed_and_its_run_summary_updat
     assert "   dead-letter queues: empty" in second
     summary = re.search(rf"^RUN {run_id} \(manual\): updated summary \(late outcomes\)\n(.*\n)*?Links:", second, re.M)
     assert summary, second
-    assert "  staged             1\n  quarantined        0\n  failed             0\n" in summary.group(0)
+    assert (
+        "  staged             1\n  quarantined        0\n  held               0\n  failed             0\n"
+        in summary.group(0)
+    )
     assert list((lake / "staging" / "population").rglob("*.parquet"))
     assert (lake / "_local" / DEAD_LETTERS_FILE).read_text() == ""

@@ -103,10 +103,10 @@ def missing_alarms(template: dict[str, Any]) -> list[str]:
         if not any(
             a["Threshold"] == FRESHNESS_HOURS
             and a["ComparisonOperator"] == "GreaterThanThreshold"
-            and a["TreatMissingData"] == "breaching"
+            and a["TreatMissingData"] == "notBreaching"
             for a in fresh
         ):
-            missing.append(f"{source.value}: no freshness alarm over {FRESHNESS_HOURS} h with missing data breaching")
+            missing.append(f"{source.value}: no freshness alarm over {FRESHNESS_HOURS} h missing data not breaching")
     return missing
 
 
@@ -123,7 +123,7 @@ def test_every_dlq_function_queue_and_source_has_its_alarms(template):
         ("ModelerThrottlesAlarm", "ModelerFunction: no Throttles alarm"),
         ("NotifierDurationAlarm", "NotifierFunction: no Duration alarm"),
         ("TransformQueueAgeAlarm", "TransformQueue: no alarm on the age of the oldest message"),
-        ("FreshnessDatausaAlarm", "datausa: no freshness alarm over 26 h with missing data breaching"),
+        ("FreshnessDatausaAlarm", "datausa: no freshness alarm over 26 h missing data not breaching"),
     ],
 )
 def test_a_missing_alarm_is_caught(template, logical, expected):
@@ -331,6 +331,12 @@ def test_console_links_follow_the_templates_names(template):
     assert template["Resources"]["AlertsTopic"]["Properties"]["TopicName"] == {"Fn::Sub": f"{prefix}alerts"}
     env = template["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"]
     assert env["RESOURCE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}-${Stage}"}
+    # the logs links name the functions' own log groups: "<LOG_GROUP_PREFIX>/<stage>"
+    for stage, logical in FUNCTIONS.items():
+        group = template["Resources"][logical]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        name = template["Resources"][group]["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert name[0] == env["LOG_GROUP_PREFIX"]["Fn::Sub"][0] + f"/{stage}", stage
+        assert name[1] == env["LOG_GROUP_PREFIX"]["Fn::Sub"][1]
     assert env["POWERTOOLS_SERVICE_NAME"] == "notifier"  # the freshness alarms' "service" dimension
 
 

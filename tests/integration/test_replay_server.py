@@ -113,8 +113,8 @@ def test_socrata_paging_views_and_missing_datasets(replay):
     default = requests.get(base + "resource/amca-cgrp.json", timeout=10).json()
     assert len(default) == 1000  # SODA's default limit
     assert requests.get(base + "api/views/utrz-jf79.json", timeout=10).json()["columns"][0]["fieldName"]
-    assert requests.get(base + "resource/ivft-vegh.json", timeout=10).status_code == 404
-    assert requests.get(base + "api/views/ivft-vegh.json", timeout=10).status_code == 404
+    assert requests.get(base + "resource/zz00-0404.json", timeout=10).status_code == 404
+    assert requests.get(base + "api/views/zz00-0404.json", timeout=10).status_code == 404
     bad_order = requests.get(base + "resource/utrz-jf79.json", params={"$order": "municipi"}, timeout=10)
     assert bad_order.status_code == 400
 

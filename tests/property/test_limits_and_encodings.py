@@ -102,7 +102,13 @@ def test_a_payload_past_the_limit_goes_to_the_dlq_with_its_reason_and_lands_noth
 def test_socrata_pages_past_the_limit_in_total_go_to_the_dlq_and_land_nothing(extractor, lambda_context):
     handler, aws, use = extractor
     page = json.dumps([{"comarca": "x" * (LIMIT // 3)}] * 2).encode()  # each page under the limit, not the sum
-    use(FakeSource(lambda r: (200, VIEWS if "/api/views/" in (r.url or "") else page, {})))
+    count = b'[{"row_count": "6"}]'  # the dataset's row count (asked before and after paging)
+
+    def answer(r: requests.PreparedRequest) -> tuple[int, bytes, dict[str, str]]:
+        url = r.url or ""
+        return 200, VIEWS if "/api/views/" in url else (count if "row_count" in url else page), {}
+
+    use(FakeSource(answer))
 
     response = run_once(handler, aws, lambda_context, "socrata", "9uvn-hv6j", 2)
 

@@ -93,7 +93,12 @@ def test_bulk_tsv_lines_stage_quarantine_or_reject_within_their_prefixes(aws, he
         outcome,
         written(aws, before),
         aws,
-        ("staging/bls_observation/source_kind=bulk/survey=pr/", "quarantine/bls_bulk/pr/"),
+        (
+            "staging/bls_observation/source_kind=bulk/survey=pr/",
+            # the group's rows a later sync no longer holds (hypothesis examples share one bucket)
+            "staging/bls_observation_retired/source_kind=bulk/survey=pr/",
+            "quarantine/bls_bulk/pr/",
+        ),
     )
     if outcome["status"] == "quarantined" and outcome["quarantine_keys"][0].endswith("reason.json"):
         reason = aws.json(outcome["quarantine_keys"][0])

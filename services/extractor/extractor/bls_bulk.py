@@ -39,7 +39,7 @@ from extractor.domain import bulk_file_role, mirror_digest, parse_bls_listing, p
 from extractor.errors import DatasetNotFound, SourceUnavailable
 from extractor.http import Download, HttpClient
 from extractor.landing import Lander, object_metadata, put_object
-from extractor.proof import PERSISTENT_DROP_RUNS, IncompleteSnapshot, bulk_file_problems, now_utc, row_drop
+from extractor.proof import IncompleteSnapshot, bulk_file_problems, drop_accepted, now_utc, row_drop
 from extractor.telemetry import telemetry
 
 logger = Logger(child=True)
@@ -230,7 +230,8 @@ class BulkMirror:
         for name in plan.to_write:
             drop = self._implausible(survey, name, mirrored.get(name), whole[name])
             if drop:
-                verdict = self._accepted(request, mirrored.get(name) or {}, whole[name])
+                before = mirrored.get(name) or {}
+                verdict = drop_accepted(request.params.accept_drop, request.run_id, before, whole[name].sha256)
                 if verdict is None:
                     held[name] = drop
                 else:
@@ -277,15 +278,7 @@ class BulkMirror:
         for name in to_write:
             download = fetched.downloads[name]
             key = bulk_mirror_key(survey, name)
-            records = max(0, download.newlines - 1)
-            written = put_object(
-                self.lake,
-                key,
-                download.rewind(),
-                object_metadata(request.run_id, download.url, download.sha256, records),
-                "text/plain",
-            )
-            parts.append(self._part(survey, name, key, download.sha256, download.size, records, written.version_id))
+            parts.append(self._put_file(survey, name, key, download, request.run_id))
             action = "added" if name in plan.added else ("restored" if mirrored[name].get("lost") else "changed")
             if action == "restored":
                 logger.warning("a mirrored file was missing from the bucket; written again", extra={"file": name})
@@ -372,6 +365,18 @@ class BulkMirror:
             },
         )
 
+    def _put_file(self, survey: str, name: str, key: str, download: Download, run_id: str) -> ManifestPart:
+        """Write a downloaded file as received; the manifest part that pins the version written."""
+        records = max(0, download.newlines - 1)
+        written = put_object(
+            self.lake,
+            key,
+            download.rewind(),
+            object_metadata(run_id, download.url, download.sha256, records),
+            "text/plain",
+        )
+        return self._part(survey, name, key, download.sha256, download.size, records, written.version_id)
+
     @staticmethod
     def _part(
         survey: str, name: str, key: str, sha256: str, size: int, records: int, version_id: str | None
@@ -396,16 +401,6 @@ class BulkMirror:
             f"bls_bulk/{survey} {name}", previous if isinstance(previous, int) else None, max(0, download.newlines - 1)
         )
 
-    @staticmethod
-    def _accepted(request: ExtractRequest, before: dict[str, Any], download: Download) -> str | None:
-        if request.params.accept_drop:
-            return f"the operator accepted the drop (run {request.run_id})"
-        same = before.get("held_sha256") == download.sha256
-        runs = int(before.get("held_runs") or 0) + (before.get("held_run_id") != request.run_id)
-        if same and runs >= PERSISTENT_DROP_RUNS:
-            return f"by rule: the same file was held in {runs} consecutive runs"
-        return None
-
     def _hold(self, fetched: BulkFetch, held: dict[str, str], previous: dict[str, Any]) -> str:
         """Land the held files raw (not in the mirror), record them, and tell people; the mirrored copies stay.
 
@@ -422,15 +417,7 @@ class BulkMirror:
         for index, name in enumerate(sorted(held)):
             download = fetched.downloads[name]
             key = landing_part_key(request.source, survey, request.requested_at, digest, index, f"-{name}")
-            records = max(0, download.newlines - 1)
-            written = put_object(
-                self.lake,
-                key,
-                download.rewind(),
-                object_metadata(request.run_id, download.url, download.sha256, records),
-                "text/plain",
-            )
-            parts.append(self._part(survey, name, key, download.sha256, download.size, records, written.version_id))
+            parts.append(self._put_file(survey, name, key, download, request.run_id))
             self._remember_hold(survey, name, download.sha256, request.run_id)
         acceptable = not (set(held) & set(fetched.incomplete)) and not kept_unlisted
         reasons = [f"{n}: {r}" for n, r in sorted(held.items())]

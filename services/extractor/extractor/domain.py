@@ -500,11 +500,26 @@ def datausa_shape(body: bytes) -> DataUsaShape:
 # ---------------------------------------------------------------------------------------------------------------
 
 DEFERRAL_BASE_SECONDS = 15 * 60
-DEFERRAL_CAP_SECONDS = 12 * 3600  # SQS's maximum visibility timeout
+SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+# SQS refuses a visibility change that would keep a message hidden more than 12 h after the receive it belongs to,
+# and by the time the extractor defers, that receive is already up to the batching window plus the function's
+# timeout old (5 s + 300 s): the cap leaves 15 minutes for that.
+DEFERRAL_HELD_ALLOWANCE_SECONDS = 15 * 60
+DEFERRAL_CAP_SECONDS = SQS_MAX_VISIBILITY_SECONDS - DEFERRAL_HELD_ALLOWANCE_SECONDS
 
 
 def deferral_seconds(receive_count: int, base: int = DEFERRAL_BASE_SECONDS, cap: int = DEFERRAL_CAP_SECONDS) -> int:
-    """The visibility timeout of a quota-limited message: 15 min on the first receive, doubling, capped at 12 h."""
+    """The visibility timeout of a quota-limited message: 15 min on the first receive, doubling, capped at 11 h 45.
+
+    Parameters
+    ----------
+    receive_count
+        The message's ApproximateReceiveCount (1 on the first receive).
+
+    Returns
+    -------
+    Seconds; with the time the current receive has already been held, never past SQS's 12 h from that receive.
+    """
     return int(min(cap, base * 2 ** max(0, receive_count - 1)))
 
 

@@ -44,7 +44,7 @@ from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import held_key, landing_key, landing_part_key, manifest_key
 from datalake.state import ConditionFailed, StateStore, dataset_pk
 from extractor.domain import sha256_hex
-from extractor.proof import PERSISTENT_DROP_RUNS, IncompleteSnapshot, missing_values, now_utc, row_drop
+from extractor.proof import IncompleteSnapshot, drop_accepted, missing_values, now_utc, row_drop
 from extractor.telemetry import telemetry
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class Lander:
             return self.superseded(request, newer)
         drop = self.implausible(request, previous, fetched)
         if drop is not None:
-            accepted = self.accepted(request, previous, fetched)
+            accepted = drop_accepted(request.params.accept_drop, request.run_id, previous, fetched.content_sha256)
             if accepted is None:
                 return self.hold(fetched, drop, "plausibility", True, previous)
             fetched.warnings.append(f"{drop}; accepted: {accepted}")
@@ -399,18 +399,6 @@ class Lander:
                 return lost
         if "rows" in fetched.measures:
             return row_drop(what, before.get("rows"), fetched.measures["rows"])
-        return None
-
-    @staticmethod
-    def accepted(request: ExtractRequest, previous: dict[str, Any], fetched: Fetched) -> str | None:
-        """Why a drop is accepted, or None: the operator said so, or the same content persisted for
-        ``PERSISTENT_DROP_RUNS`` consecutive runs (this one included)."""
-        if request.params.accept_drop:
-            return f"the operator accepted the drop (run {request.run_id})"
-        same = previous.get("held_sha256") == fetched.content_sha256
-        runs = int(previous.get("held_runs") or 0) + (previous.get("held_run_id") != request.run_id)
-        if same and runs >= PERSISTENT_DROP_RUNS:
-            return f"by rule: the same snapshot was held in {runs} consecutive runs since {previous.get('held_since')}"
         return None
 
     # -- outcomes that replace nothing ------------------------------------------------------------------------

@@ -356,5 +356,20 @@ def missing_values(what: str, kind: str, previous: Iterable[Any] | None, current
     return f"{what} no longer answers {len(lost)} {kind} the previous snapshot had: {shown}"
 
 
+def drop_accepted(accept_drop: bool, run_id: str, held: dict[str, Any], sha256: str) -> str | None:
+    """Why a drop the guard would hold is accepted, or None: the operator said so (``accept_drop``), or the same
+    content (``sha256``) was held in ``PERSISTENT_DROP_RUNS`` consecutive runs, this one included.
+
+    ``held``: the state of the last hold (``held_sha256``, ``held_runs``, ``held_run_id``, ``held_since``).
+    """
+    if accept_drop:
+        return f"the operator accepted the drop (run {run_id})"
+    runs = int(held.get("held_runs") or 0) + (held.get("held_run_id") != run_id)
+    if held.get("held_sha256") == sha256 and runs >= PERSISTENT_DROP_RUNS:
+        since = f" since {held['held_since']}" if held.get("held_since") else ""
+        return f"by rule: the same content was held in {runs} consecutive runs{since}"
+    return None
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)

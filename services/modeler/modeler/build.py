@@ -28,13 +28,15 @@ from typing import Any, Literal
 import pyarrow as pa
 from aws_lambda_powertools import Logger
 
-from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, StageFailed
+from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, QuarantinedRows, Source, StageFailed
+from datalake.layout import quarantine_prefix
 from modeler import lineage
 from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
 from modeler.checks import CheckContext, run_checks
 from modeler.domain import NoInputRows
 from modeler.registry import LINEAGE_PREFIX, Input, MartSpec, in_build_order
 from modeler.registry import MARTS as REGISTRY
+from modeler.spec import Built, Rejected
 
 logger = Logger(child=True)
 
@@ -55,6 +57,7 @@ class MartOutcome:
 class BuildReport:
     run_id: str
     outcomes: list[MartOutcome] = field(default_factory=list)
+    quarantined: list[QuarantinedRows] = field(default_factory=list)  # source rows the marts could not use
 
     def by_status(self, status: Status) -> list[MartOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -82,6 +85,50 @@ def input_fingerprint(spec: MartSpec, staging: dict[str, list[StagingFile]], mar
         "marts": dict(sorted(marts.items())),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+EXAMPLES = 5
+
+
+def quarantine_document(mart: str, rejected: Rejected, run_id: str, built_at: str) -> dict[str, Any]:
+    """The ``reason.json`` beside quarantined rows: how many of how many, each reason's count, and examples."""
+    rows = rejected.rows.num_rows
+    reasons: dict[str, int] = {}
+    examples = []
+    columns = rejected.rows.column_names
+    for row in rejected.rows.select([c for c in ("reason", "example") if c in columns]).to_pylist():
+        reason = row.get("reason") or "unknown"
+        reasons[reason] = reasons.get(reason, 0) + 1
+        if len(examples) < EXAMPLES:
+            examples.append(f"{row.get('example')}: {reason}")
+    if rows:
+        shown = "; ".join(examples[:3])
+        summary = f"{rows:,} of {rejected.rows_in:,} rows not used by {mart} (quarantined), e.g. {shown}"
+    else:
+        summary = f"none of {rejected.rows_in:,} rows rejected by {mart}"
+    return {
+        "mart": mart,
+        "source": rejected.source,
+        "dataset": rejected.dataset,
+        "manifest_key": landing_manifest(rejected.rows),
+        "rows_in": rejected.rows_in,
+        "rows_quarantined": rows,
+        "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "examples": examples,
+        "summary": summary[:900],
+        "run_id": run_id,
+        "built_at": built_at,
+    }
+
+
+def landing_manifest(rows: pa.Table) -> str | None:
+    """The landing manifest of staged rows, from their ``_source`` (a landing part: ``{stem}/part-00000.json``)."""
+    if rows.num_rows == 0 or "_source" not in rows.column_names:
+        return None
+    source = rows["_source"][0].as_py()
+    if not source or "/part-" not in source:
+        return None
+    return source.rsplit("/", 1)[0] + ".manifest.json"
 
 
 def _sorted_by_key(table: pa.Table, spec: MartSpec) -> pa.Table:
@@ -188,9 +235,11 @@ class Rebuild:
         tables, inputs = self._load(spec, staging, marts)
         published_table = self.lake.read_mart(spec.data_key) if spec.incremental and previous else None
         try:
-            table = _sorted_by_key(spec.build(tables, published_table), spec)
+            result = spec.build(tables, published_table)
         except NoInputRows as exc:
             return MartOutcome(spec.name, "skipped", str(exc))
+        built = result if isinstance(result, Built) else Built(result)
+        table = _sorted_by_key(built.table, spec)
 
         context = CheckContext(previous_rows=previous.get("rows") if previous else None, inputs=tables)
         results = run_checks(spec.checks, table, context)
@@ -235,11 +284,58 @@ class Rebuild:
             "built_at": self.now.isoformat(),
             "run_id": self.run_id,
         }
+        quarantined = self._quarantine(spec, built.rejected, (previous or {}).get("quarantine") or {})
+        if quarantined:
+            record["quarantine"] = quarantined
         self.state.record_published(spec.name, record)
         self._records[spec.name] = record
         self._built[spec.name] = table
         reason = "content identical to the published version" if status == "same_content" else ""
         return MartOutcome(spec.name, status, reason, table.num_rows, spec.data_key)
+
+    def _quarantine(
+        self, spec: MartSpec, rejected: Sequence[Rejected], before: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """Write the rows the mart rejected to ``quarantine/{source}/{dataset}/modeler/{mart}/`` (rows and reason),
+        announce each dataset that has some, and return what the published record keeps of them.
+
+        A dataset with nothing rejected writes nothing, unless an earlier build quarantined rows of it: then an
+        empty quarantine replaces that one, so it does not outlive the rows. Identical contents are not written
+        again (a rebuild over unchanged rejects writes and announces nothing).
+        """
+        kept: dict[str, dict[str, Any]] = {}
+        for item in rejected:
+            earlier = before.get(item.dataset) or {}
+            rows = item.rows.num_rows
+            if rows == 0 and not earlier.get("rows"):
+                continue
+            prefix = f"{quarantine_prefix(Source(item.source), item.dataset)}modeler/{spec.name}/"
+            body = parquet_bytes(item.rows)
+            sha = sha256_hex(body)
+            kept[item.dataset] = {"key": f"{prefix}rows.parquet", "rows": rows, "rows_in": item.rows_in, "sha": sha}
+            if earlier.get("sha") == sha:
+                continue
+            document = quarantine_document(spec.name, item, self.run_id, self.now.isoformat())
+            self.lake.put(f"{prefix}rows.parquet", body, "application/vnd.apache.parquet")
+            self.lake.put(
+                f"{prefix}reason.json", json.dumps(document, indent=1, ensure_ascii=False).encode(), "application/json"
+            )
+            if rows:
+                # told with the build's marts.built (the run summary lists it): the dataset itself was staged, and
+                # the rest of it modelled, so this is no dataset outcome
+                self.report.quarantined.append(
+                    QuarantinedRows(
+                        mart=spec.name,
+                        source=Source(item.source),
+                        dataset=item.dataset,
+                        rows_in=item.rows_in,
+                        rows_quarantined=rows,
+                        reason=document["summary"],
+                        quarantine_key=f"{prefix}rows.parquet",
+                    )
+                )
+                logger.warning("rows quarantined", extra={"mart": spec.name, "dataset": item.dataset, "rows": rows})
+        return kept
 
     def _fail(self, spec: MartSpec, table: pa.Table, failures: list) -> MartOutcome:
         reason = f"mart {spec.name} not published, previous version kept: " + "; ".join(
@@ -340,6 +436,7 @@ def rebuild_marts(
             skipped=[o.name for o in report.outcomes if o.status != "published"],
             # a mart that could not be built (its inputs are missing or empty), as opposed to one already current
             skipped_reasons={o.name: o.reason or "inputs not ready" for o in report.outcomes if o.status == "skipped"},
+            quarantined=report.quarantined,
             counts=report.counts,
             keys=[o.key for o in published],
         )

@@ -2,8 +2,10 @@
 
 Each SQS record is an SNS notification whose ``Message`` is the event. Records that do not parse, or are not
 ``dataset.staged``, fail on their own (partial batch response); the valid ones are served by a single rebuild.
-A rebuild that cannot finish (AWS error, the lock held by another rebuild) raises, so the whole batch returns to
-the queue and is retried: the rebuild is idempotent, so a retry converges on the same marts.
+A rebuild that cannot finish (an AWS error) raises, so the whole batch returns to the queue and is retried: the
+rebuild is idempotent, so a retry converges on the same marts. A batch that finds the rebuild lock held by another
+rebuild is sent back to the queue as new, delayed messages instead (``modeler.requeue``): waiting for the lock
+never uses up receives towards the ModelDLQ.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ settings = settings_for(ModelerSettings)
 processor = BatchProcessor(event_type=EventType.SQS, model=SnsEnvelopeRecord)
 
 LOCK_MARGIN_SECONDS = 30
+# How long a batch that found the lock held waits before it is delivered again: half the modeler's 600 s timeout,
+# so a waiting batch looks again about twice per rebuild.
+LOCK_WAIT_SECONDS = 300
 
 
 class UnexpectedEvent(ValueError):
@@ -83,7 +88,7 @@ def rebuild(staged: list[DatasetStaged], context: LambdaContext) -> dict[str, in
             lease_seconds=lease,
         )
     except LockHeld:
-        logger.warning("another rebuild holds the lock; the batch returns to the queue")
+        logger.warning("another rebuild holds the lock; the batch goes back to the queue")
         raise
     except Exception as exc:
         logger.exception("mart rebuild failed; the batch returns to the queue")
@@ -114,7 +119,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     Raises
     ------
     Exception
-        When the rebuild cannot finish; every record of the batch is retried.
+        When the rebuild cannot finish; every record of the batch is retried (a held lock is not such a case: the
+        batch goes back to the queue as new messages, and the invocation succeeds).
     """
     # Nothing carries over from the previous batch (the runtime's own keys, e.g. service, stay).
     logger.set_correlation_id(None)
@@ -127,5 +133,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.set_correlation_id(run_id)
         logger.append_keys(run_id=run_id, datasets=sorted({f"{e.source}/{e.dataset}" for e in staged}))
         metrics.add_metric(name="StagedEventsModelled", unit=MetricUnit.Count, value=len(staged))
-        rebuild(staged, context)
+        try:
+            rebuild(staged, context)
+        except Exception as exc:
+            from modeler.adapters import LockHeld  # loaded by rebuild() already
+            from modeler.requeue import requeue
+
+            if not isinstance(exc, LockHeld):
+                raise
+            failed = {f["itemIdentifier"] for f in processor.response()["batchItemFailures"]}
+            waiting = [r for r in event["Records"] if r["messageId"] not in failed]
+            moved = requeue(waiting, LOCK_WAIT_SECONDS)
+            metrics.add_metric(name="BatchesRequeuedWhileLocked", unit=MetricUnit.Count, value=1)
+            logger.info("batch sent back to the queue behind the lock", extra={"messages": moved})
     return processor.response()

@@ -11,22 +11,17 @@ republishes it even though its inputs did not change.
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import cache
-from typing import Literal
 
 import pyarrow as pa
 
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
-from datalake.layout import MARTS as MARTS_LAYER
-from datalake.layout import mart_prefix
 from modeler import domain as d
+from modeler.catalunya.marts import CATALUNYA_MARTS
 from modeler.checks import (
     AcceptedValues,
-    Check,
     CoversInputKeys,
     InRange,
     NotNull,
@@ -34,71 +29,25 @@ from modeler.checks import (
     RowCountDelta,
     UniqueKey,
 )
+from modeler.spec import LINEAGE_PREFIX, Built, Input, Inputs, MartSpec, Rejected, mart, staging
 
-LINEAGE_PREFIX = f"{MARTS_LAYER}/_lineage/"
-Inputs = Mapping[str, pa.Table]
-BuildFn = Callable[[Inputs, pa.Table | None], pa.Table]
-
-
-@dataclass(frozen=True)
-class Input:
-    name: str
-    layer: Literal["staging", "mart"]
-    select: Callable[[pa.Table], pa.Table] | None = None
-    selection: str = "all rows"
-    required: bool = True
-
-    @property
-    def is_family(self) -> bool:
-        return self.name.endswith("*")
-
-    def matches(self, table: str) -> bool:
-        return fnmatch.fnmatchcase(table, self.name) if self.is_family else table == self.name
-
-
-def staging(
-    name: str, select: Callable[[pa.Table], pa.Table] | None = None, selection: str = "all rows", required: bool = True
-) -> Input:
-    return Input(name=name, layer="staging", select=select, selection=selection, required=required)
-
-
-def mart(name: str, required: bool = True) -> Input:
-    return Input(name=name, layer="mart", required=required)
-
-
-@dataclass(frozen=True)
-class MartSpec:
-    name: str
-    kind: Literal["dimensions", "facts", "aggregates", "reports"]
-    description: str
-    inputs: tuple[Input, ...]
-    build: BuildFn
-    schema: pa.Schema
-    key: tuple[str, ...]
-    checks: tuple[Check, ...]
-    version: str = "1"
-    incremental: bool = False  # the build receives the published version (facts that accumulate snapshots)
-    glue_table: str = field(default="")
-
-    @property
-    def prefix(self) -> str:
-        return mart_prefix(self.kind, self.name)
-
-    @property
-    def data_key(self) -> str:
-        """The mart's one Parquet object: a fixed name, replaced atomically by a single PUT."""
-        return f"{self.prefix}{self.name}.parquet"
-
-    @property
-    def lineage_key(self) -> str:
-        # Outside the mart's folder: Athena reads every object under a table's location, so nothing but the
-        # mart's Parquet may live there.
-        return f"{LINEAGE_PREFIX}marts/{self.name}.json"
-
-    @property
-    def table_name(self) -> str:
-        return self.glue_table or self.name
-
+__all__ = [
+    "LINEAGE_PREFIX",
+    "MARTS",
+    "REPORTS",
+    "Built",
+    "Input",
+    "Inputs",
+    "MartSpec",
+    "RegistryError",
+    "Rejected",
+    "by_name",
+    "downstream_of",
+    "glue_columns",
+    "in_build_order",
+    "mart",
+    "staging",
+]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Selections
@@ -275,51 +224,8 @@ MARTS: tuple[MartSpec, ...] = (
             RowCountDelta(max_drop=0.5),
         ),
     ),
-    MartSpec(
-        name="fact_catalunya_services",
-        kind="facts",
-        description="Social-service register entries and capacity per dataset, comarca, municipality and year.",
-        inputs=(staging("socrata_*"),),
-        build=d.fact_catalunya_services,
-        schema=d.FACT_CATALUNYA_SCHEMA,
-        key=("dataset_id", "comarca_key", "municipality_key", "snapshot_year"),
-        checks=(
-            NotNull(("dataset_id", "snapshot_year", "services")),
-            UniqueKey(("dataset_id", "comarca_key", "municipality_key", "snapshot_year")),
-            InRange("services", 1, None),
-            RowCountDelta(max_drop=0.5),
-        ),
-        incremental=True,
-    ),
-    MartSpec(
-        name="dim_territory",
-        kind="dimensions",
-        description="Comarques and municipalities of Catalunya seen in the Socrata registers.",
-        inputs=(staging("socrata_*"),),
-        build=lambda i, _prev: d.dim_territory(i),
-        schema=d.DIM_TERRITORY_SCHEMA,
-        key=("territory_key",),
-        checks=(
-            NotNull(("territory_key", "level", "comarca_key")),
-            UniqueKey(("territory_key",)),
-            AcceptedValues("level", ("comarca", "municipality")),
-            RowCountDelta(max_drop=0.5),
-        ),
-    ),
-    MartSpec(
-        name="agg_catalunya_comarca_yearly",
-        kind="aggregates",
-        description="Services, municipalities served and capacity per dataset, comarca and snapshot year.",
-        inputs=(mart("fact_catalunya_services"),),
-        build=lambda i, _prev: d.agg_catalunya_comarca_yearly(i["fact_catalunya_services"]),
-        schema=d.AGG_COMARCA_SCHEMA,
-        key=("dataset_id", "comarca_key", "snapshot_year"),
-        checks=(
-            NotNull(("dataset_id", "snapshot_year", "services", "municipalities")),
-            UniqueKey(("dataset_id", "comarca_key", "snapshot_year")),
-            RowCountDelta(max_drop=0.5),
-        ),
-    ),
+    # Catalunya: the territory dimension, social services, population, electricity (modeler.catalunya)
+    *CATALUNYA_MARTS,
 )
 
 REPORTS = ("population_stats", "bls_best_year", "series_population", "bls_population_correlation")

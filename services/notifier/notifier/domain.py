@@ -26,6 +26,7 @@ from datalake.contracts import (
     DatasetUnchanged,
     MartsBuilt,
     PipelineEvent,
+    QuarantinedRows,
     RunStarted,
     StageFailed,
 )
@@ -227,10 +228,14 @@ def marts_notice(event: MartsBuilt, prefix: str, links: ConsoleLinks) -> Notice:
     """A mart build outside a run the ledger knows (a redrive, a manual rebuild): told on its own."""
     lines = [f"  {m.name:<32} {m.rows:>12,} {_rows(m.rows)}  {links.s3_uri(m.key)}" for m in event.marts]
     skipped = [f"  {name}: {event.skipped_reasons.get(name, 'inputs not ready')}" for name in event.skipped]
+    set_aside = [
+        f"  {q.source.value}/{q.dataset}: {q.reason} ({links.s3_uri(q.quarantine_key)})" for q in event.quarantined
+    ]
     body = _compose(
         f"MARTS BUILT: {len(event.marts)} mart(s)\nRun {event.run_id}, {when(event.occurred_at)}",
         "Built:\n" + ("\n".join(lines) if lines else "  (none)"),
         ("Not rebuilt (previous version kept):\n" + "\n".join(skipped)) if skipped else "",
+        ("Rows quarantined (the rest of each dataset was modelled):\n" + "\n".join(set_aside)) if set_aside else "",
         _links_block([("dashboard", links.dashboard()), ("modeler logs", links.logs("modeler"))]),
     )
     same = event.run_id + "|" + ",".join(sorted(f"{m.name}={m.key}" for m in event.marts))
@@ -387,6 +392,7 @@ def ledger_key(event: PipelineEvent) -> str:
         return f"stage.failed#{event.stage}#{ref}#{event.check or '-'}"
     if isinstance(event, MartsBuilt):
         built = sorted(f"{m.name}|{m.key}|{m.rows}" for m in event.marts) + sorted(f"skip|{s}" for s in event.skipped)
+        built += sorted(f"quarantine|{q.quarantine_key}|{q.rows_quarantined}" for q in event.quarantined)
         return "marts.built#" + hashlib.sha256("\n".join(built).encode()).hexdigest()[:16]
     return f"{event.event_type.value}#{ref}"
 
@@ -454,6 +460,8 @@ class RunReport:
     held: dict[str, DatasetHeld]  # snapshots held in the run (the dataset's outcome may be staged for other files)
     restored: dict[str, list[str]]  # what the run found missing and landed again (self-healing)
     model_failures: list[StageFailed]
+    # source rows a mart could not use, by quarantine key (the dataset was staged and the rest modelled)
+    row_quarantines: dict[str, QuarantinedRows]
     run_failures: list[StageFailed]
     stage_seconds: dict[str, float]
     first_at: datetime | None
@@ -490,6 +498,7 @@ class RunReport:
             "held": sorted(self.held),
             "restored": sorted(self.restored),
             "model_failures": sorted(f"{f.check}|{f.reason}" for f in self.model_failures),
+            "row_quarantines": sorted(f"{k}|{q.rows_quarantined}" for k, q in self.row_quarantines.items()),
             "modeled": self.modeled_after_staging,
         }
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:24]
@@ -509,6 +518,7 @@ class _Tally:
     restored: dict[str, list[str]] = field(default_factory=dict)
     model_failures: list[StageFailed] = field(default_factory=list)
     run_failures: list[StageFailed] = field(default_factory=list)
+    row_quarantines: dict[str, QuarantinedRows] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
     # first/last time each stage was heard of: extract end, transform start and end, last staging, model end
     marks: dict[str, datetime] = field(default_factory=dict)
@@ -545,6 +555,7 @@ class _Tally:
             self.skipped.difference_update(self.marts)
             self.skipped.update(set(event.skipped) - set(self.marts))
             self.skipped_reasons.update(event.skipped_reasons)
+            self.row_quarantines.update({q.quarantine_key: q for q in event.quarantined})
         elif isinstance(event, StageFailed) and event.stage == "modeler":
             self.model_failures.append(event)
         elif isinstance(event, StageFailed) and outcome is None:
@@ -621,6 +632,7 @@ def reduce_run(run_id: str, events: Sequence[PipelineEvent]) -> RunReport:
         restored=dict(sorted(tally.restored.items())),
         model_failures=tally.model_failures,
         run_failures=tally.run_failures,
+        row_quarantines=dict(sorted(tally.row_quarantines.items())),
         stage_seconds=tally.stage_seconds(t0, last_at),
         first_at=t0,
         last_at=last_at,
@@ -653,6 +665,8 @@ def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
         lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
     for failure in report.model_failures:
         lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
+    for key, rows in report.row_quarantines.items():
+        lines.append(f"  rows quarantined {rows.source.value}/{rows.dataset}: {rows.reason} ({links.s3_uri(key)})")
     for mart, reason in report.unbuilt_marts.items():
         lines.append(f"  not rebuilt {mart}: {reason} (previous version kept)")
     for failure in report.run_failures:

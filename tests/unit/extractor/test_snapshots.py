@@ -98,17 +98,17 @@ def test_the_app_token_is_sent_when_configured(extractor, aws, replay, lambda_co
 
 
 def test_a_dataset_that_does_not_exist_is_dead_lettered_with_its_reason(extractor, aws, replay, lambda_context):
-    event = sqs_event([request("socrata", "ivft-vegh")])  # in the catalog, absent from the replay: Socrata 404s
+    event = sqs_event([request("socrata", "zz00-0404")])  # absent from the replay: Socrata 404s
     assert extractor.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     [dead] = aws.dlq_messages()
-    assert json.loads(dead["Body"])["dataset"] == "ivft-vegh"
+    assert json.loads(dead["Body"])["dataset"] == "zz00-0404"
     assert dead["Body"] == event["Records"][0]["body"]  # the original message, unchanged
     reason = dead["MessageAttributes"]["failure_reason"]["StringValue"]
-    assert "ivft-vegh" in reason and "404" in reason
+    assert "zz00-0404" in reason and "404" in reason
     assert dead["MessageAttributes"]["error_type"]["StringValue"] == "dataset_not_found"
     assert aws.keys() == []
     [failed] = aws.events()
-    assert (failed["event_type"], failed["stage"], failed["dataset"]) == ("stage.failed", "extractor", "ivft-vegh")
+    assert (failed["event_type"], failed["stage"], failed["dataset"]) == ("stage.failed", "extractor", "zz00-0404")
 
 
 def test_datausa_lands_the_tesseract_body_byte_for_byte(extractor, aws, replay, lambda_context):

@@ -32,6 +32,16 @@ FIXTURES = ROOT / "tests" / "fixtures" / "modeler"
 POPULATION_JSON = FIXTURES / "tesseract_jsonrecords_acs_yg_total_population_1_Nation_Year.json"
 POPULATION_LEGACY_JSON = FIXTURES / "api_data_drilldowns-Nation_measures-Population__2013-2023.json"
 SIAD_CSV = FIXTURES / "9uvn-hv6j_oficines_informacio_atencio_dones_SIAD.csv"
+CATALUNYA = ROOT / "tests" / "fixtures" / "catalunya"
+REPLAY_SOCRATA = ROOT / "data" / "replay" / "socrata"
+CATALUNYA_CSV = {
+    "ivft-vegh": CATALUNYA / "ivft-vegh_registre_entitats_serveis_establiments_socials_20240515_rows.csv",
+    "b4rr-d25b": CATALUNYA / "poblacio_municipi_rang_edat_sexe_b4rr-d25b_2019-2020_PEEVE.csv",
+    "9aju-tpwc": CATALUNYA / "municipis_catalunya_geo_9aju-tpwc_2023_raulvillalba.csv",
+    "8idm-becu": CATALUNYA / "8idm-becu_excerpt_garraf_aran_and_three_municipalities.csv",
+    "utrz-jf79": CATALUNYA / "utrz-jf79_serveis_atencio_integral_LGBTI.csv",
+    "amca-cgrp": CATALUNYA / "amca-cgrp_entitats_de_dones.csv",
+}
 
 RUN_ID = "20260807T083000Z-5e1f0a2b"
 INGESTED_AT = datetime(2026, 8, 7, 8, 31, tzinfo=UTC)
@@ -212,6 +222,55 @@ def socrata_rows(
     return pa.table(columns)
 
 
+_WKT_POINT = re.compile(r"^POINT \((-?[0-9.]+) (-?[0-9.]+)\)$")
+
+
+def socrata_staging(
+    dataset: str,
+    csv_path: Path | None = None,
+    run_id: str = RUN_ID,
+    ingested_at: datetime = INGESTED_AT,
+) -> pa.Table:
+    """A Catalunya CSV export as the transformer stages it: columns named and typed by the replay's metadata
+    (``data/replay/socrata/{id}.views.json``, matched to the CSV's columns by position), empty cells null, numbers
+    as float64, dates as timestamps, points as ``{column}_lat``/``{column}_lon``, plus the lineage columns."""
+    csv_path = csv_path or CATALUNYA_CSV[dataset]
+    views = json.loads((REPLAY_SOCRATA / f"{dataset}.views.json").read_text(encoding="utf-8"))
+    columns_meta = sorted(views["columns"], key=lambda c: c["position"])
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        records = list(reader)
+    columns: dict[str, Any] = {}
+    for index, meta in enumerate(columns_meta):
+        name, kind = meta["fieldName"].lstrip(":@"), meta["dataTypeName"]
+        cells = [r[index] or None for r in records]
+        if kind == "number":
+            columns[name] = pa.array([None if c is None else float(c) for c in cells], pa.float64())
+        elif kind == "calendar_date":
+            parsed = [None if c is None else datetime.fromisoformat(c) for c in cells]
+            columns[name] = pa.array(parsed, pa.timestamp("us"))
+        elif kind == "point":
+            points = [None if c is None else _WKT_POINT.match(c) for c in cells]
+            columns[f"{name}_lat"] = pa.array([None if m is None else float(m.group(2)) for m in points], pa.float64())
+            columns[f"{name}_lon"] = pa.array([None if m is None else float(m.group(1)) for m in points], pa.float64())
+        else:
+            columns[name] = pa.array(cells, pa.string())
+    sha = hashlib.sha256(csv_path.read_bytes()).hexdigest()
+    landing = f"landing/socrata/{dataset}/ingest_date={ingested_at:%Y-%m-%d}/{ingested_at:%Y%m%dT%H%M%SZ}-{sha[:12]}"
+    columns.update(_lineage(len(records), f"{landing}/part-00000.json", run_id, ingested_at))
+    return pa.table(columns)
+
+
+def socrata_table_name(dataset: str) -> str:
+    return "socrata_" + dataset.replace("-", "_")
+
+
+# Staged by stage_all: every source that resolves fully onto the municipalities. The women's
+# organisations (amca-cgrp), 21 of whose 1,000 rows name a locality and are quarantined, are staged by their tests.
+CATALUNYA_DEFAULT = ("9aju-tpwc", "ivft-vegh", "b4rr-d25b", "8idm-becu", "utrz-jf79")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Writing staging objects
 # ----------------------------------------------------------------------------------------------------------------
@@ -260,6 +319,17 @@ class StagingLake:
             "bls_series": self.replace("bls_series", series_rows(run_id=run_id), {"survey": "pr"}),
             "population": self.replace("population", population_rows(run_id=run_id)),
             "socrata_9uvn_hv6j": self.replace("socrata_9uvn_hv6j", socrata_rows(run_id=run_id)),
+        }
+
+    def stage_all(self, run_id: str = RUN_ID) -> dict[str, str]:
+        """``stage_everything`` and the Catalunya sources of ``CATALUNYA_DEFAULT``: every mart has its inputs."""
+        return {**self.stage_everything(run_id), **self.stage_catalunya(CATALUNYA_DEFAULT, run_id)}
+
+    def stage_catalunya(self, datasets: tuple[str, ...], run_id: str = RUN_ID, **kwargs: Any) -> dict[str, str]:
+        """Stage Catalunya datasets from their CSV fixtures (``socrata_staging``), each replacing its table."""
+        return {
+            socrata_table_name(d): self.replace(socrata_table_name(d), socrata_staging(d, run_id=run_id, **kwargs))
+            for d in datasets
         }
 
 

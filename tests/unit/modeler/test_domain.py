@@ -228,56 +228,6 @@ def test_dim_series_takes_codes_from_the_bulk_record_and_the_title_from_the_api_
     assert (row["series_title"], row["sector_code"], row["seasonal"]) == ("Manufacturing hours worked", "3000", "S")
 
 
-# -- Catalunya ------------------------------------------------------------------------------------------------------
-
-
-def socrata(comarques: list[str], municipalities: list[str], ingested: datetime) -> pa.Table:
-    n = len(comarques)
-    return pa.table(
-        {
-            "comarca": [c.title() for c in comarques],
-            "municipi": [m.title() for m in municipalities],
-            "capacitat": pa.array([10.0] * n),
-            "territory_comarca": comarques,
-            "territory_municipality": municipalities,
-            "_ingested_at": pa.array([ingested] * n, pa.timestamp("us", "UTC")),
-        }
-    )
-
-
-def test_catalunya_facts_count_services_per_territory_and_accumulate_snapshot_years():
-    first = {"socrata_ivft_vegh": socrata(["garraf", "garraf", "osona"], ["sitges", "sitges", "vic"], T1)}
-    fact_2026 = d.fact_catalunya_services(first)
-    assert fact_2026.to_pylist() == [
-        {"dataset_id": "ivft-vegh", "comarca_key": "garraf", "municipality_key": "sitges", "snapshot_year": 2026,
-         "services": 2, "capacity": 20.0},
-        {"dataset_id": "ivft-vegh", "comarca_key": "osona", "municipality_key": "vic", "snapshot_year": 2026,
-         "services": 1, "capacity": 10.0},
-    ]  # fmt: skip
-    # a 2027 snapshot adds its year and keeps 2026's; a second 2027 snapshot replaces 2027's rows
-    later = {"socrata_ivft_vegh": socrata(["osona"], ["vic"], datetime(2027, 3, 1, tzinfo=UTC))}
-    fact_2027 = d.fact_catalunya_services(later, fact_2026)
-    assert [(r["snapshot_year"], r["municipality_key"]) for r in fact_2027.to_pylist()] == [
-        (2026, "sitges"),
-        (2026, "vic"),
-        (2027, "vic"),
-    ]
-    assert d.fact_catalunya_services(later, fact_2027).num_rows == 3
-    comarques = d.agg_catalunya_comarca_yearly(fact_2026).to_pylist()
-    assert [(r["comarca_key"], r["services"], r["municipalities"]) for r in comarques] == [
-        ("garraf", 2, 1),
-        ("osona", 1, 1),
-    ]
-
-
-def test_dim_territory_has_comarques_and_municipalities_with_their_names():
-    rows = d.dim_territory({"socrata_9uvn_hv6j": socrata(["garraf", "osona"], ["sitges", "vic"], T1)}).to_pylist()
-    keys = {r["territory_key"]: r for r in rows}
-    assert set(keys) == {"comarca/garraf", "comarca/osona", "municipality/garraf/sitges", "municipality/osona/vic"}
-    assert keys["municipality/osona/vic"]["municipality_name"] == "Vic"
-    assert keys["comarca/garraf"]["level"] == "comarca" and keys["comarca/garraf"]["comarca_name"] == "Garraf"
-
-
 def test_dim_series_falls_back_to_the_catalog_name_and_keeps_series_without_metadata():
     fact = d.fact_bls_observation(observations([("LNS14000000", 2024, "M01", 4.0), ("CES1", 2024, "M01", 1.0)]))
     rows = {r["series_id"]: r for r in d.dim_series(fact, None, {"LNS14000000": "Unemployment rate"}).to_pylist()}

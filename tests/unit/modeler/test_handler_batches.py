@@ -8,6 +8,8 @@ import time
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from modeler.catalunya.marts import CATALUNYA_MARTS
+from modeler.registry import MARTS
 from tests.conftest import load_event
 
 POPULATION_STATS_KEY = "marts/reports/population_stats/population_stats.parquet"
@@ -38,7 +40,7 @@ def test_a_batch_of_only_bad_records_fails_whole_and_builds_nothing(modeler_aws,
 
 def test_a_duplicate_delivery_rebuilds_and_writes_nothing(modeler_aws, modeler_handler, lambda_context):
     # GIVEN a first build
-    modeler_aws.staging.stage_everything()
+    modeler_aws.staging.stage_all()
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
     modeler_aws.events()
     before = {
@@ -54,7 +56,7 @@ def test_a_duplicate_delivery_rebuilds_and_writes_nothing(modeler_aws, modeler_h
     (event,) = modeler_aws.events()
     assert event["event_type"] == "marts.built"
     assert event["marts"] == []
-    assert event["counts"]["unchanged"] == 12
+    assert event["counts"]["unchanged"] == len(MARTS)
     after = {
         o["Key"]: o["ETag"]
         for o in modeler_aws.s3.list_object_versions(Bucket=modeler_aws.bucket, Prefix="marts/")["Versions"]
@@ -64,7 +66,7 @@ def test_a_duplicate_delivery_rebuilds_and_writes_nothing(modeler_aws, modeler_h
 
 def test_only_marts_whose_inputs_changed_are_rebuilt(modeler_aws, modeler_handler, lambda_context):
     # GIVEN a first build
-    modeler_aws.staging.stage_everything()
+    modeler_aws.staging.stage_all()
     modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
     modeler_aws.events()
 
@@ -80,8 +82,10 @@ def test_only_marts_whose_inputs_changed_are_rebuilt(modeler_aws, modeler_handle
     (built,) = modeler_aws.events()
     statuses = {m["name"] for m in built["marts"]}
     assert statuses == {"agg_population_yearly"}  # a new vintage row set; the reports use the 1-year one
-    # the seven marts that do not read population were not rebuilt at all; the four others were rebuilt
-    assert built["counts"] == {"published": 1, "same_content": 4, "unchanged": 7, "skipped": 0, "failed": 0}
+    # the four BLS marts and the Catalunya marts that do not read the US population were not rebuilt at all; the
+    # four others were rebuilt
+    unchanged = 4 + len(CATALUNYA_MARTS)
+    assert built["counts"] == {"published": 1, "same_content": 4, "unchanged": unchanged, "skipped": 0, "failed": 0}
     # the preferred vintage did not change, so the reports kept identical content (not rewritten)
     assert len(modeler_aws.versions(POPULATION_STATS_KEY)) == 1
     yearly = modeler_aws.mart("marts/aggregates/agg_population_yearly/agg_population_yearly.parquet").to_pylist()
@@ -89,9 +93,9 @@ def test_only_marts_whose_inputs_changed_are_rebuilt(modeler_aws, modeler_handle
     assert {r["vintage"] for r in yearly if r["is_preferred_vintage"]} == {"ACS 1-year Estimate"}
 
 
-def test_a_held_lock_returns_the_batch_to_the_queue(modeler_aws, modeler_handler, lambda_context):
-    # GIVEN another rebuild holds an unexpired lease
-    from modeler.adapters import LOCK_PK, LOCK_SK, LockHeld
+def test_a_held_lock_sends_the_batch_back_without_using_up_receives(modeler_aws, modeler_handler, lambda_context):
+    # GIVEN another rebuild holds an unexpired lease, and the ModelQueue the batch came from (maxReceiveCount 5)
+    from modeler.adapters import LOCK_PK, LOCK_SK
 
     modeler_aws.staging.stage_everything()
     modeler_aws.ddb.put_item(
@@ -103,9 +107,28 @@ def test_a_held_lock_returns_the_batch_to_the_queue(modeler_aws, modeler_handler
             "lease_until": {"N": str(int(time.time()) + 300)},
         },
     )
-    # WHEN a batch arrives THEN the invocation fails (every record retried) and nothing is built
-    with pytest.raises(LockHeld):
-        modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
+    dlq = modeler_aws.sqs.create_queue(QueueName="odp-dev-model-dlq")["QueueUrl"]
+    queue = modeler_aws.sqs.create_queue(
+        QueueName="odp-dev-model",
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:odp-dev-model-dlq", "maxReceiveCount": 5}
+            )
+        },
+    )["QueueUrl"]
+    batch = load_event("modeler_staged_batch.json")
+
+    # WHEN the batch finds the lock held more often than maxReceiveCount allows
+    for _ in range(7):
+        response = modeler_handler.lambda_handler(batch, lambda_context)
+        # THEN each time the invocation succeeds (so Lambda deletes the received messages: no receive is counted)
+        assert response == {"batchItemFailures": []}
+
+    # AND every time the batch went back to its queue as new messages, delayed; nothing reached the ModelDLQ
+    attributes = modeler_aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 7 * len(batch["Records"])
+    dlq_attributes = modeler_aws.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    assert dlq_attributes["ApproximateNumberOfMessages"] == "0"
     assert "Contents" not in modeler_aws.s3.list_objects_v2(Bucket=modeler_aws.bucket, Prefix="marts/")
     assert modeler_aws.events() == []
 
@@ -116,10 +139,27 @@ def test_a_held_lock_returns_the_batch_to_the_queue(modeler_aws, modeler_handler
         UpdateExpression="SET lease_until = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
     )
-    assert modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context) == {
-        "batchItemFailures": []
-    }
+    assert modeler_handler.lambda_handler(batch, lambda_context) == {"batchItemFailures": []}
     assert modeler_aws.state_item(LOCK_PK, LOCK_SK) is None
+
+
+def test_a_held_lock_with_sqs_refusing_fails_the_batch(modeler_aws, modeler_handler, lambda_context):
+    """Nothing is lost when the batch cannot be sent back: it fails whole, as before (the queue does not exist)."""
+    from modeler.adapters import LOCK_PK, LOCK_SK
+    from modeler.requeue import RequeueError
+
+    modeler_aws.staging.stage_everything()
+    modeler_aws.ddb.put_item(
+        TableName="test-state",
+        Item={
+            "pk": {"S": LOCK_PK},
+            "sk": {"S": LOCK_SK},
+            "owner": {"S": "another-request"},
+            "lease_until": {"N": str(int(time.time()) + 300)},
+        },
+    )
+    with pytest.raises(RequeueError, match="odp-dev-model"):
+        modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
 
 
 def test_missing_inputs_skip_marts_without_failing(modeler_aws, modeler_handler, lambda_context):

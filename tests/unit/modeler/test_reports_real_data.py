@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from modeler.registry import MARTS
 from tests.conftest import load_event
 from tests.unit.modeler.raw_answers import (
     expected_best_years,
@@ -30,8 +31,9 @@ CORRELATION_KEY = "marts/reports/bls_population_correlation/bls_population_corre
 
 @pytest.fixture
 def built(modeler_aws, modeler_handler, lambda_context):
-    """Staging of the 2026-08 release (Current and AllData files, series), population and SIAD, then one build."""
-    modeler_aws.staging.stage_everything()
+    """Staging of the 2026-08 release (Current and AllData files, series), population, SIAD and the Catalunya
+    sources, then one build."""
+    modeler_aws.staging.stage_all()
     all_data = bulk_observations(PR_DIR / "pr.data.1.AllData", RUN_ID, version_id="v-alldata-1")
     modeler_aws.staging.write("bls_observation", all_data, {"source_kind": "bulk", "survey": "pr"})
     response = modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
@@ -168,7 +170,7 @@ def test_one_rebuild_serves_the_batch_and_announces_it(built):
     assert event["run_id"] == RUN_ID
     names = {m["name"] for m in event["marts"]}
     assert {"population_stats", "bls_best_year", "series_population", "bls_population_correlation"} <= names
-    assert event["counts"]["published"] == len(event["marts"]) == 12
+    assert event["counts"]["published"] == len(event["marts"]) == len(MARTS)
     assert event["counts"]["failed"] == 0
     best = next(m for m in event["marts"] if m["name"] == "bls_best_year")
     assert best == {"name": "bls_best_year", "rows": 282, "key": BEST_YEAR_KEY}

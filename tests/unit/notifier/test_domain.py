@@ -309,3 +309,35 @@ def test_a_partial_quarantine_says_how_many_rows_were_staged():
     body = quarantined_notice(partial, "opendata-prod", LINKS).body
     assert "the transformer staged 23,046 rows of bls_bulk/pr and rejected 1 row (quarantined)." in body
     assert "nothing from it was staged" not in body
+
+
+def test_rows_a_mart_quarantined_are_listed_in_the_summary_and_the_dataset_stays_staged():
+    women = "socrata/amca-cgrp"
+    quarantined = {
+        "mart": "fact_catalunya_services",
+        "source": "socrata",
+        "dataset": "amca-cgrp",
+        "rows_in": 1000,
+        "rows_quarantined": 21,
+        "reason": "21 of 1,000 rows not used by fact_catalunya_services (quarantined), e.g. 'Sucs' (Segrià): no "
+        "municipality of Catalunya has this name",
+        "quarantine_key": "quarantine/socrata/amca-cgrp/modeler/fact_catalunya_services/rows.parquet",
+    }
+    events = [
+        event("run.started", None, 0, datasets=[women]),
+        event("dataset.extracted", women, 1),
+        staged(women, 2, 1000, table="socrata_amca_cgrp"),
+        event("marts.built", None, 3, marts=[], quarantined=[quarantined]),
+    ]
+    report = reduce_run(RUN, events)
+    assert summary_counts(report)["staged"] == 1 and summary_counts(report)["quarantined"] == 0
+    body = summary_notice(report, "opendata-prod", LINKS).body
+    assert "Nothing needs attention" not in body
+    assert (
+        "  rows quarantined socrata/amca-cgrp: 21 of 1,000 rows not used by fact_catalunya_services (quarantined), "
+        "e.g. 'Sucs' (Segrià): no municipality of Catalunya has this name "
+        "(s3://lake-b/quarantine/socrata/amca-cgrp/modeler/fact_catalunya_services/rows.parquet)" in body
+    )
+    # a build that sets other rows aside is another fact, not a repeat of this one
+    again = event("marts.built", None, 4, marts=[], quarantined=[{**quarantined, "rows_quarantined": 20}])
+    assert ledger_key(again) != ledger_key(events[-1])
