@@ -301,7 +301,7 @@ def test_poison_messages_reach_their_dlq_after_max_receive_count_while_batch_nei
     # AND the messages delivered beside them succeeded: the series landed, was staged and modelled
     assert before.entries[SERIES].ending == "landed" and before.lost == []
     assert stages["ModelerFunction"]["succeeded"] >= 1
-    assert (lake / "marts" / "facts" / "fact_bls_observation" / "fact_bls_observation.parquet").is_file()
+    assert list((lake / "marts" / "facts" / "fact_bls_observation").glob("survey=*/year=*/fact_bls_observation.parquet"))
     # WHEN the source is back and ExtractDLQ is redriven, THEN everything converges; the poisons stay put
     assert after.lost == [] and all(e.ending == "landed" for e in after.entries.values())
     assert diffs == [] and staging_differences(lake, reference) == []

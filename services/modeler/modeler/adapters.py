@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datalake.aws import client
 from datalake.contracts import PipelineEvent
 from datalake.events import publish_event
-from datalake.lake import LakeStore, ObjectMissing, PutResult
+from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import STAGING
 from datalake.state import StateError, StateStore, to_item
 from modeler.lineage import STAGING_FILE_COLUMN
@@ -112,6 +112,23 @@ class LakeMarts:
         if not parts:
             return pa.table({})
         return pa.concat_tables(parts, promote_options="permissive")
+
+    def download(self, key: str, path: str) -> None:
+        """Stream an object to a local file (a large staging file is read row group by row group, not whole).
+
+        Raises
+        ------
+        LakeError
+        """
+        body = self.store.open(key)
+        try:
+            with open(path, "wb") as out:
+                while chunk := body.read(8 << 20):
+                    out.write(chunk)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise LakeError(f"reading {key} failed: {exc}") from exc
+        finally:
+            body.close()
 
     def read_mart(self, key: str) -> pa.Table | None:
         try:

@@ -156,21 +156,44 @@ class Rebuild:
         self.marts = in_build_order(marts)
         self.report = BuildReport(run_id=self.run_id)
         self._staging: dict[str, list[StagingFile]] = {}
-        self._staging_tables: dict[str, pa.Table] = {}
-        self._built: dict[str, pa.Table] = {}  # marts this build produced (published or identical)
+        self._staging_tables: dict[tuple[str, ...], pa.Table] = {}
+        self._built: dict[str, Any] = {}  # marts this build produced (a table, or a PartitionedTable)
         self._records: dict[str, dict[str, Any] | None] = {}
-        self._documents: dict[str, dict[str, Any]] = {}
+        self.documents: dict[str, dict[str, Any]] = {}
 
     # -- inputs ---------------------------------------------------------------------------------------------
-    def _published(self, name: str) -> dict[str, Any] | None:
+    def published(self, name: str) -> dict[str, Any] | None:
         if name not in self._records:
             self._records[name] = self.state.published(name)
         return self._records[name]
 
-    def _staging_table(self, name: str) -> pa.Table:
-        if name not in self._staging_tables:
-            self._staging_tables[name] = self.lake.read_staging(self._staging[name])
-        return self._staging_tables[name]
+    _published = published
+
+    def built_table(self, name: str) -> Any:
+        return self._built.get(name)
+
+    def _staging_table(self, files: list[StagingFile]) -> pa.Table:
+        keys = tuple(f.key for f in files)
+        if keys not in self._staging_tables:
+            self._staging_tables = {keys: self.lake.read_staging(files)}  # one table held at a time
+        return self._staging_tables[keys]
+
+    def _mart_table(self, name: str, record: dict[str, Any]) -> Any:
+        """A mart this build reads: as built now, or as published (a partitioned one, lazily)."""
+        table = self._built.get(name)
+        if table is not None:
+            return table
+        from modeler.registry import by_name
+
+        spec = by_name(self.marts).get(name)
+        if spec is not None and spec.partitioned:
+            from modeler.partitions import PartitionedTable, PartitionIndex
+
+            return PartitionedTable(self.lake, spec, PartitionIndex(self.lake, spec).all())
+        table = self.lake.read_mart(record["key"])
+        if table is None:
+            raise NoInputRows(f"mart {name} is recorded but its object {record['key']} is missing")
+        return table
 
     def _resolve(self, spec: MartSpec) -> tuple[dict[str, list[StagingFile]], dict[str, dict[str, Any]], str | None]:
         """The staging tables and published marts a mart reads, or the reason it cannot be built now."""
@@ -180,6 +203,9 @@ class Rebuild:
         for source in spec.inputs:
             if source.layer == "staging":
                 matched = {t: f for t, f in self._staging.items() if source.matches(t)}
+                if source.files is not None:
+                    matched = {t: [f for f in fs if source.files(f.key, f.partition)] for t, fs in matched.items()}
+                    matched = {t: fs for t, fs in matched.items() if fs}
                 if not matched and source.required:
                     return {}, {}, f"waiting for staging table {source.name}"
                 staging.update(matched)
@@ -201,18 +227,13 @@ class Rebuild:
             if source.layer == "mart":
                 if source.name in marts:
                     record = marts[source.name]
-                    table = self._built.get(source.name)
-                    if table is None:
-                        table = self.lake.read_mart(record["key"])
-                    if table is None:
-                        raise NoInputRows(f"mart {source.name} is recorded but its object {record['key']} is missing")
-                    tables[source.name] = table
+                    tables[source.name] = self._mart_table(source.name, record)
                     entries.append(
                         lineage.mart_input(source.name, record["key"], record["content_sha256"], record["rows"])
                     )
                 continue
             for name in sorted(t for t in staging if source.matches(t)):
-                selected = self._select(source, self._staging_table(name))
+                selected = self._select(source, self._staging_table(staging[name]))
                 tables[name] = selected
                 files = {f.key: f.etag for f in staging[name]}
                 entries.append(lineage.staging_input(name, source.selection, selected, files))
@@ -223,10 +244,23 @@ class Rebuild:
         return source.select(table) if source.select is not None else table
 
     # -- one mart -------------------------------------------------------------------------------------------
+    def sorted_by_key(self, result: pa.Table | Built, spec: MartSpec) -> pa.Table:
+        return _sorted_by_key(result.table if isinstance(result, Built) else result, spec)
+
+    def record(self, name: str, record: dict[str, Any], table: Any) -> None:
+        """Record a mart as published (state table) and as built (for the marts that read it in this build)."""
+        self.state.record_published(name, record)
+        self._records[name] = record
+        self._built[name] = table
+
     def build_mart(self, spec: MartSpec) -> MartOutcome:
         staging, marts, waiting = self._resolve(spec)
         if waiting:
             return MartOutcome(spec.name, "skipped", waiting)
+        if spec.partitioned:
+            from modeler.partitioned_build import PartitionedBuild
+
+            return PartitionedBuild(self, spec).run(staging, marts)
         fingerprint = input_fingerprint(spec, staging, {n: r["content_sha256"] for n, r in marts.items()})
         previous = self._published(spec.name)
         if previous and previous.get("input_fingerprint") == fingerprint and self.lake.exists(spec.data_key):
@@ -245,7 +279,7 @@ class Rebuild:
         results = run_checks(spec.checks, table, context)
         failures = [r for r in results if not r.passed]
         if failures:
-            return self._fail(spec, table, failures)
+            return self.fail(spec, table.num_rows, failures)
 
         body = parquet_bytes(table)
         sha = sha256_hex(body)
@@ -274,7 +308,7 @@ class Rebuild:
                 checks=[r.as_dict() for r in results],
             )
             self.lake.put(spec.lineage_key, json.dumps(document, indent=1).encode(), "application/json")
-            self._documents[spec.name] = document
+            self.documents[spec.name] = document
         record = {
             "key": spec.data_key,
             "rows": table.num_rows,
@@ -287,9 +321,7 @@ class Rebuild:
         quarantined = self._quarantine(spec, built.rejected, (previous or {}).get("quarantine") or {})
         if quarantined:
             record["quarantine"] = quarantined
-        self.state.record_published(spec.name, record)
-        self._records[spec.name] = record
-        self._built[spec.name] = table
+        self.record(spec.name, record, table)
         reason = "content identical to the published version" if status == "same_content" else ""
         return MartOutcome(spec.name, status, reason, table.num_rows, spec.data_key)
 
@@ -337,7 +369,7 @@ class Rebuild:
                 logger.warning("rows quarantined", extra={"mart": spec.name, "dataset": item.dataset, "rows": rows})
         return kept
 
-    def _fail(self, spec: MartSpec, table: pa.Table, failures: list) -> MartOutcome:
+    def fail(self, spec: MartSpec, rows: int, failures: list) -> MartOutcome:
         reason = f"mart {spec.name} not published, previous version kept: " + "; ".join(
             f"{f.name}: {f.detail}" for f in failures
         )
@@ -347,7 +379,7 @@ class Rebuild:
                 "run_id": self.run_id,
                 "at": self.now.isoformat(),
                 "checks": [f.as_dict() for f in failures],
-                "rows": table.num_rows,
+                "rows": rows,
             },
         )
         self.events.publish(
@@ -359,15 +391,16 @@ class Rebuild:
                 error_type=QualityCheckFailed.__name__,
                 check=failures[0].name,
                 counts={
-                    "rows": table.num_rows,
+                    "rows": rows,
                     "failing_rows": failures[0].failing_rows,
                     "checks_failed": len(failures),
                 },
-                keys=[spec.data_key],
+                keys=[spec.prefix if spec.partitioned else spec.data_key],
             )
         )
         logger.warning("quality check failed", extra={"mart": spec.name, "checks": [f.as_dict() for f in failures]})
-        return MartOutcome(spec.name, "failed", reason, table.num_rows, spec.data_key, failures[0].name)
+        key = spec.prefix if spec.partitioned else spec.data_key
+        return MartOutcome(spec.name, "failed", reason, rows, key, failures[0].name)
 
     # -- the whole build ------------------------------------------------------------------------------------
     def run(self) -> BuildReport:
@@ -377,14 +410,14 @@ class Rebuild:
             self.report.outcomes.append(outcome)
             log = logger.warning if outcome.status == "skipped" else logger.info  # a report not built is a warning
             log("mart " + outcome.status, extra={"mart": spec.name, "reason": outcome.reason, "rows": outcome.rows})
-        if self._documents:
+        if self.documents:
             self._write_graph()
         return self.report
 
     def _write_graph(self) -> None:
         documents = []
         for spec in self.marts:
-            document = self._documents.get(spec.name) or self.lake.get_json(spec.lineage_key)
+            document = self.documents.get(spec.name) or self.lake.get_json(spec.lineage_key)
             if document is not None:
                 documents.append(document)
         graph = lineage.build_graph(documents)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -359,13 +360,17 @@ CORRELATION_SCHEMA = pa.schema(
 MIN_CORRELATION_YEARS = 3
 
 
-def bls_population_correlation(yearly: pa.Table, population: pa.Table) -> pa.Table:
+def bls_population_correlation(
+    yearly: pa.Table, population: pa.Table, with_annual_values: Iterable[str] | None = None
+) -> pa.Table:
     """Pearson correlation of each series' annual value with US population, over the years both have.
 
     Parameters
     ----------
-    yearly: ``agg_bls_series_yearly`` (series_id, year, annual_value).
+    yearly: ``agg_bls_series_yearly`` (series_id, year, annual_value), or only its rows of the population's years.
     population: the preferred-vintage nation rows.
+    with_annual_values: every series with an annual value in any year (when ``yearly`` holds only the population's
+        years); None: the series of ``yearly``.
 
     Returns
     -------
@@ -384,9 +389,10 @@ def bls_population_correlation(yearly: pa.Table, population: pa.Table) -> pa.Tab
     annual = yearly.filter(pc.is_valid(yearly["annual_value"])).sort_by(
         [("series_id", "ascending"), ("year", "ascending")]
     )
-    if annual.num_rows == 0:
+    listed = sorted(set(with_annual_values)) if with_annual_values is not None else None
+    if annual.num_rows == 0 and not listed:
         raise NoInputRows("no annual values to correlate")
-    pairs: dict[str, list[tuple[int, float, int]]] = {}
+    pairs: dict[str, list[tuple[int, float, int]]] = {sid: [] for sid in listed or ()}
     for sid, year, value in zip(
         annual["series_id"].to_pylist(), annual["year"].to_pylist(), annual["annual_value"].to_pylist(), strict=True
     ):
@@ -433,6 +439,30 @@ FACT_BLS_SCHEMA = pa.schema(
         ("source_file", pa.string()),
     ]
 )
+
+
+# The staging columns the fact reads (its partitions are built from these, spooled by survey and year).
+FACT_INPUT_SCHEMA = pa.schema(
+    [
+        ("series_id", pa.string()),
+        ("survey", pa.string()),
+        ("year", pa.int32()),
+        ("period", pa.string()),
+        ("value", pa.float64()),
+        ("footnote_codes", pa.string()),
+        ("source_kind", pa.string()),
+        ("source_file", pa.string()),
+        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+        ("_source", pa.string()),
+        ("_run_id", pa.string()),
+    ]
+)
+
+
+def pieces_of(table: Any, columns: list[str]) -> Iterable[pa.Table]:
+    """A table, or the partitions of a partitioned mart (anything with ``scan(columns)``), one table at a time."""
+    scan = getattr(table, "scan", None)
+    return scan(columns) if scan is not None else [table]
 
 
 def fact_bls_observation(observations: pa.Table) -> pa.Table:
@@ -574,19 +604,42 @@ def _series_metadata(series: pa.Table) -> dict[str, dict]:
     return merged
 
 
-def dim_series(fact: pa.Table, series: pa.Table | None, catalog_names: Mapping[str, str] | None = None) -> pa.Table:
+def _series_stats(fact: Any) -> tuple[pa.Table, dict[str, set[str]]]:
+    """Per series: observations, first and last year and survey; and its sources (API, bulk). Read one partition
+    of the fact at a time when the fact is partitioned."""
+    counts, kinds = [], []
+    for piece in pieces_of(fact, ["series_id", "year", "source_kind", "survey"]):
+        if not piece.num_rows:
+            continue
+        counts.append(
+            piece.group_by(["series_id"], use_threads=False).aggregate(
+                [([], "count_all"), ("year", "min"), ("year", "max"), ("survey", "min")]
+            )
+        )
+        kinds.append(piece.group_by(["series_id", "source_kind"], use_threads=False).aggregate([]))
+    if not counts:
+        raise NoInputRows("fact_bls_observation is empty")
+    stats = (
+        pa.concat_tables(counts)
+        .group_by(["series_id"], use_threads=False)
+        .aggregate([("count_all", "sum"), ("year_min", "min"), ("year_max", "max"), ("survey_min", "min")])
+    )
+    sources: dict[str, set[str]] = {}
+    for row in pa.concat_tables(kinds).to_pylist():
+        if row["source_kind"]:
+            sources.setdefault(row["series_id"], set()).add(row["source_kind"])
+    return stats, sources
+
+
+def dim_series(fact: Any, series: pa.Table | None, catalog_names: Mapping[str, str] | None = None) -> pa.Table:
     """Every series with observations, with its codes and titles from the mapping files or the API catalog.
 
-    A series without a title there takes a title composed from its decoded codes (pr), else its name in the
-    pipeline's catalog (``catalog_names``). A series without metadata keeps its row (nulls), so the dimension
-    covers every fact row.
+    ``fact``: the fact table, or the partitioned fact (read one partition at a time). A series without a title
+    there takes a title composed from its decoded codes (pr), else its name in the pipeline's catalog
+    (``catalog_names``). A series without metadata keeps its row (nulls), so the dimension covers every fact row.
     """
     catalog_names = catalog_names or {}
-    if fact.num_rows == 0:
-        raise NoInputRows("fact_bls_observation is empty")
-    stats = fact.group_by(["series_id"], use_threads=False).aggregate(
-        [([], "count_all"), ("year", "min"), ("year", "max"), ("source_kind", "distinct"), ("survey", "min")]
-    )
+    stats, sources = _series_stats(fact)
     meta_rows = _series_metadata(series) if series is not None and series.num_rows else {}
     rows = []
     for stat in stats.to_pylist():
@@ -596,12 +649,12 @@ def dim_series(fact: pa.Table, series: pa.Table | None, catalog_names: Mapping[s
             {
                 **{name: meta.get(name) for name in DIM_SERIES_SCHEMA.names if name in meta},
                 "series_id": stat["series_id"],
-                "survey": stat["survey_min"],
+                "survey": stat["survey_min_min"],
                 "series_title": title,
-                "observations": stat["count_all"],
-                "first_year": stat["year_min"],
-                "last_year": stat["year_max"],
-                "sources": ",".join(sorted(s for s in stat["source_kind_distinct"] if s)),
+                "observations": stat["count_all_sum"],
+                "first_year": stat["year_min_min"],
+                "last_year": stat["year_max_max"],
+                "sources": ",".join(sorted(sources.get(stat["series_id"], ()))),
             }
         )
     return pa.Table.from_pylist(rows, schema=DIM_SERIES_SCHEMA).sort_by("series_id")
@@ -659,9 +712,12 @@ def _period_row(year: int, period: str) -> dict:
     return row
 
 
-def dim_time(fact: pa.Table, population: pa.Table | None) -> pa.Table:
-    """Every BLS period (M01-M13, Q01-Q05, A01) of every year from the earliest to the latest year in the data."""
-    years = [y for y in fact["year"].to_pylist() if y is not None]
+def dim_time(fact: Any, population: pa.Table | None) -> pa.Table:
+    """Every BLS period (M01-M13, Q01-Q05, A01) of every year from the earliest to the latest year in the data.
+
+    ``fact``: the fact table, or the partitioned fact (whose years are its partitions: nothing is read)."""
+    listed = getattr(fact, "years", None)
+    years = list(listed()) if listed is not None else [y for y in fact["year"].to_pylist() if y is not None]
     if population is not None and population.num_rows:
         years += [y for y in population["year"].to_pylist() if y is not None]
     if not years:

@@ -11,10 +11,12 @@ republishes it even though its inputs did not change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from functools import cache
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
@@ -44,6 +46,7 @@ __all__ = [
     "by_name",
     "downstream_of",
     "glue_columns",
+    "glue_partition_keys",
     "in_build_order",
     "mart",
     "staging",
@@ -63,6 +66,32 @@ def _current_pr(observations: pa.Table) -> pa.Table:
     return d.current_bulk_file(observations, "pr")
 
 
+_GROUP_FILE = re.compile(r"^part-(?P<group>.+)-[0-9a-f]{16}\.parquet$")
+
+
+def _current_pr_file(key: str, partition: Mapping[str, str]) -> bool:
+    """The staging file of the bulk file ``pr.data.0.Current``, by its name (``part-{group}-{sha16}.parquet``): the
+    reports read it alone, not the whole table. A file not named by its group is read (the rows decide)."""
+    if partition.get("source_kind") != "bulk" or partition.get("survey") != "pr":
+        return False
+    named = _GROUP_FILE.match(key.rsplit("/", 1)[-1])
+    return named is None or named["group"].startswith("pr.data.0.")
+
+
+def _correlation(inputs: Inputs, _previous: pa.Table | None) -> pa.Table:
+    """The correlation reads the yearly aggregate of the population's years only (its partitions, when it is
+    partitioned), and the list of every series with an annual value in any year."""
+    yearly, population = inputs["agg_bls_series_yearly"], inputs["population"]
+    if not hasattr(yearly, "scan"):
+        return d.bls_population_correlation(yearly, population)
+    years = {y for y in population["year"].to_pylist() if y is not None}
+    series: set[str] = set()
+    for piece in yearly.scan(["series_id", "annual_value"]):
+        series.update(pc.unique(piece.filter(pc.is_valid(piece["annual_value"]))["series_id"]).to_pylist())
+    rows = yearly.read(["series_id", "year", "annual_value"], years=lambda year: year in years)
+    return d.bls_population_correlation(rows, population, series)
+
+
 @cache
 def catalog_series_names() -> dict[str, str]:
     """The human names of the BLS API series in the pipeline's catalog (the shared layer's catalog.toml)."""
@@ -78,10 +107,13 @@ MARTS: tuple[MartSpec, ...] = (
         name="fact_bls_observation",
         kind="facts",
         description="One row per series, year and period across the BLS API and bulk files.",
+        version="2",  # 2: partitioned by survey and year
         inputs=(staging("bls_observation"),),
         build=lambda i, _prev: d.fact_bls_observation(i["bls_observation"]),
         schema=d.FACT_BLS_SCHEMA,
         key=("series_id", "year", "period"),
+        partition_by=("survey", "year"),
+        scatter_schema=d.FACT_INPUT_SCHEMA,
         checks=(
             NotNull(("series_id", "survey", "year", "period", "time_key", "source_kind")),
             UniqueKey(("series_id", "year", "period")),
@@ -129,10 +161,12 @@ MARTS: tuple[MartSpec, ...] = (
         name="agg_bls_series_yearly",
         kind="aggregates",
         description="Per series and year: sub-annual count, sum, mean, min, max; the annual average; annual_value.",
+        version="2",  # 2: partitioned like the fact, each partition from the fact's
         inputs=(mart("fact_bls_observation"),),
         build=lambda i, _prev: d.agg_bls_series_yearly(i["fact_bls_observation"]),
         schema=d.YEARLY_SCHEMA,
         key=("series_id", "year"),
+        partition_by=("survey", "year"),
         checks=(
             NotNull(("series_id", "year", "period_type", "observations")),
             UniqueKey(("series_id", "year")),
@@ -175,7 +209,7 @@ MARTS: tuple[MartSpec, ...] = (
         name="bls_best_year",
         kind="reports",
         description="Per series of pr.data.0.Current: the year with the largest Q01-Q04 sum (Q05 if annual only).",
-        inputs=(staging("bls_observation", select=_current_pr, selection=CURRENT_PR),),
+        inputs=(staging("bls_observation", select=_current_pr, selection=CURRENT_PR, files=_current_pr_file),),
         build=lambda i, _prev: d.bls_best_year(i["bls_observation"]),
         schema=d.BEST_YEAR_SCHEMA,
         key=("series_id",),
@@ -192,7 +226,7 @@ MARTS: tuple[MartSpec, ...] = (
         kind="reports",
         description="PRS30006032 Q01 of pr.data.0.Current, every year, with that year's US population (or null).",
         inputs=(
-            staging("bls_observation", select=_current_pr, selection=CURRENT_PR),
+            staging("bls_observation", select=_current_pr, selection=CURRENT_PR, files=_current_pr_file),
             staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION),
         ),
         build=lambda i, _prev: d.series_population(i["bls_observation"], i["population"], "PRS30006032", "Q01"),
@@ -214,7 +248,7 @@ MARTS: tuple[MartSpec, ...] = (
             mart("agg_bls_series_yearly"),
             staging("population", select=d.preferred_population, selection=PREFERRED_POPULATION),
         ),
-        build=lambda i, _prev: d.bls_population_correlation(i["agg_bls_series_yearly"], i["population"]),
+        build=_correlation,
         schema=d.CORRELATION_SCHEMA,
         key=("series_id",),
         checks=(
@@ -306,4 +340,11 @@ def athena_type(data_type: pa.DataType) -> str:
 
 
 def glue_columns(spec: MartSpec) -> list[dict[str, str]]:
-    return [{"Name": f.name, "Type": athena_type(f.type)} for f in spec.schema]
+    """The columns a mart's files hold (a partitioned mart's partition columns are in its paths: Hive's layout)."""
+    return [{"Name": f.name, "Type": athena_type(f.type)} for f in spec.schema if f.name not in spec.partition_by]
+
+
+def glue_partition_keys(spec: MartSpec) -> list[dict[str, str]]:
+    """A partitioned mart's partition columns, in path order (``survey=pr/year=2024``)."""
+    types = {"survey": "string", "year": "int"}
+    return [{"Name": name, "Type": types[name]} for name in spec.partition_by]

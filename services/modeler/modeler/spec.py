@@ -55,6 +55,9 @@ class Input:
     select: Callable[[pa.Table], pa.Table] | None = None
     selection: str = "all rows"
     required: bool = True
+    # Which staging files to read at all (by key and Hive partition), before ``select`` narrows their rows: a mart
+    # of one file never reads, nor rebuilds for, the rest of a large table.
+    files: Callable[[str, Mapping[str, str]], bool] | None = None
 
     @property
     def is_family(self) -> bool:
@@ -65,9 +68,13 @@ class Input:
 
 
 def staging(
-    name: str, select: Callable[[pa.Table], pa.Table] | None = None, selection: str = "all rows", required: bool = True
+    name: str,
+    select: Callable[[pa.Table], pa.Table] | None = None,
+    selection: str = "all rows",
+    required: bool = True,
+    files: Callable[[str, Mapping[str, str]], bool] | None = None,
 ) -> Input:
-    return Input(name=name, layer="staging", select=select, selection=selection, required=required)
+    return Input(name=name, layer="staging", select=select, selection=selection, required=required, files=files)
 
 
 def mart(name: str, required: bool = True) -> Input:
@@ -87,6 +94,14 @@ class MartSpec:
     version: str = "1"
     incremental: bool = False  # the build receives the published version (facts that accumulate snapshots)
     glue_table: str = field(default="")
+    # A partitioned mart (``modeler.partitions``): one object per (survey, year), built one partition at a time
+    # from its first input; ``scatter_schema`` names the staging columns it reads (a staging input only).
+    partition_by: tuple[str, ...] = ()
+    scatter_schema: pa.Schema | None = None
+
+    @property
+    def partitioned(self) -> bool:
+        return bool(self.partition_by)
 
     @property
     def prefix(self) -> str:
@@ -94,7 +109,8 @@ class MartSpec:
 
     @property
     def data_key(self) -> str:
-        """The mart's one Parquet object: a fixed name, replaced atomically by a single PUT."""
+        """The mart's one Parquet object: a fixed name, replaced atomically by a single PUT (a partitioned mart has
+        one per partition under its folder: ``modeler.partitions.partition_key``)."""
         return f"{self.prefix}{self.name}.parquet"
 
     @property

@@ -32,6 +32,27 @@ class ModelerAws:
         body = self.s3.get_object(Bucket=self.bucket, Key=key, **kwargs)["Body"].read()
         return pq.read_table(io.BytesIO(body))
 
+    def partitioned(self, prefix: str) -> pa.Table:
+        """A partitioned mart read whole, its partition values (``survey=pr/year=2024``) added back as columns."""
+        tables = []
+        for key in self.keys(prefix):
+            table = pq.read_table(io.BytesIO(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+            for segment in key[len(prefix) :].split("/")[:-1]:
+                name, _, value = segment.partition("=")
+                column = pa.array([int(value) if name == "year" else value] * table.num_rows)
+                table = table.append_column(name, column.cast(pa.int32()) if name == "year" else column)
+            tables.append(table)
+        return pa.concat_tables(tables)
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def all_versions(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, version id) of every version of every object under a prefix (a partitioned mart's history)."""
+        listed = self.s3.list_object_versions(Bucket=self.bucket, Prefix=prefix)
+        return sorted((v["Key"], v["VersionId"]) for v in listed.get("Versions", []))
+
     def head(self, key: str) -> dict:
         return self.s3.head_object(Bucket=self.bucket, Key=key)
 

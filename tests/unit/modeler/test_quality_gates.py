@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from tests.conftest import load_event
 from tests.unit.modeler.staging_builder import PR_CURRENT, RUN_ID, bulk_observations
 
-FACT_KEY = "marts/facts/fact_bls_observation/fact_bls_observation.parquet"
+FACT_PREFIX = "marts/facts/fact_bls_observation/"  # one object per survey and year
 BEST_YEAR_KEY = "marts/reports/bls_best_year/bls_best_year.parquet"
 PARTITION = {"source_kind": "bulk", "survey": "pr"}
 NEXT_RUN = "20260808T083000Z-77aa00bb"
@@ -32,9 +32,10 @@ def test_truncated_input_fails_row_count_delta_and_keeps_the_previous_marts(
 ):
     # GIVEN published marts built from the full 2026-08 file
     _first_build(modeler_aws, modeler_handler, lambda_context)
-    fact_versions = modeler_aws.versions(FACT_KEY)
+    fact_versions = modeler_aws.all_versions(FACT_PREFIX)
     best_versions = modeler_aws.versions(BEST_YEAR_KEY)
-    assert len(fact_versions) == len(best_versions) == 1
+    assert len(best_versions) == 1
+    assert len(fact_versions) == len({key for key, _ in fact_versions}) > 1  # one version of each partition
 
     # WHEN a truncated file (10 of 282 series) is staged in its place and the next batch arrives
     full = bulk_observations(PR_CURRENT, NEXT_RUN, version_id="v-current-2")
@@ -45,7 +46,7 @@ def test_truncated_input_fails_row_count_delta_and_keeps_the_previous_marts(
     # THEN the batch succeeds (a failed check is an outcome, not a retry) ...
     assert response == {"batchItemFailures": []}
     # ... no new version of either mart was written: readers still get the full previous version
-    assert modeler_aws.versions(FACT_KEY) == fact_versions
+    assert modeler_aws.all_versions(FACT_PREFIX) == fact_versions
     assert modeler_aws.versions(BEST_YEAR_KEY) == best_versions
     assert modeler_aws.mart(BEST_YEAR_KEY).num_rows == 282
     assert modeler_aws.json("marts/_lineage/marts/bls_best_year.json")["triggered_by_runs"] == [RUN_ID]
@@ -78,7 +79,7 @@ def test_truncated_input_fails_row_count_delta_and_keeps_the_previous_marts(
 def test_an_unknown_period_blocks_only_the_marts_whose_check_fails(modeler_aws, modeler_handler, lambda_context):
     # GIVEN published marts
     _first_build(modeler_aws, modeler_handler, lambda_context)
-    fact_versions = modeler_aws.versions(FACT_KEY)
+    fact_versions = modeler_aws.all_versions(FACT_PREFIX)
 
     # WHEN the file gains one row with a period that does not exist (Q07)
     full = bulk_observations(PR_CURRENT, NEXT_RUN, version_id="v-current-2")
@@ -90,8 +91,8 @@ def test_an_unknown_period_blocks_only_the_marts_whose_check_fails(modeler_aws, 
     events = modeler_aws.events()
     failed = {e["dataset"]: e["check"] for e in events if e["event_type"] == "stage.failed"}
     assert failed == {"fact_bls_observation": "accepted_values(period)"}
-    assert modeler_aws.versions(FACT_KEY) == fact_versions
-    assert "Q07" not in set(modeler_aws.mart(FACT_KEY)["period"].to_pylist())
+    assert modeler_aws.all_versions(FACT_PREFIX) == fact_versions  # no partition of the fact was written
+    assert "Q07" not in set(modeler_aws.partitioned(FACT_PREFIX)["period"].to_pylist())
     # ... while bls_best_year (Q07 is not a quarter) passes its checks: rebuilt, same bytes, nothing rewritten
     (built,) = [e for e in events if e["event_type"] == "marts.built"]
     assert "bls_best_year" in built["skipped"]

@@ -14,6 +14,7 @@ from modeler.registry import (
     by_name,
     downstream_of,
     glue_columns,
+    glue_partition_keys,
     in_build_order,
     mart,
     staging,
@@ -69,6 +70,14 @@ def test_the_template_catalogues_every_mart_with_its_columns_and_folder():
         assert props["DatabaseName"] == {"Ref": "GlueDatabase"}
         descriptor = props["TableInput"]["StorageDescriptor"]
         assert descriptor["Columns"] == glue_columns(spec), spec.name
+        # a partitioned mart declares its partitions, and Athena finds them by projection (no crawler)
+        assert props["TableInput"].get("PartitionKeys", []) == glue_partition_keys(spec), spec.name
+        if spec.partitioned:
+            parameters = props["TableInput"]["Parameters"]
+            assert parameters["projection.enabled"] == "true"
+            assert parameters["storage.location.template"] == {
+                "Fn::Sub": f"s3://${{LakeBucket}}/{spec.prefix}survey=${{!survey}}/year=${{!year}}/"
+            }
         assert descriptor["Location"] == {"Fn::Sub": f"s3://${{LakeBucket}}/{spec.prefix}"}
         assert descriptor["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
 

@@ -177,10 +177,20 @@ def test_one_rebuild_serves_the_batch_and_announces_it(built):
 
 
 def test_each_mart_folder_holds_exactly_its_one_parquet_object(built):
-    # Athena reads every object under a table's location: a mart's folder must hold nothing else
+    # Athena reads every object under a table's location: a mart's folder must hold nothing else (a partitioned
+    # mart's: one object per partition folder, survey=.../year=.../)
+    import re
+
     from modeler.registry import MARTS
 
     for spec in MARTS:
-        listed = built.s3.list_objects_v2(Bucket=built.bucket, Prefix=spec.prefix).get("Contents", [])
-        assert [o["Key"] for o in listed] == [spec.data_key], spec.name
+        listed = [
+            o["Key"] for o in built.s3.list_objects_v2(Bucket=built.bucket, Prefix=spec.prefix).get("Contents", [])
+        ]
+        if spec.partitioned:
+            pattern = re.compile(rf"^{re.escape(spec.prefix)}survey=[a-z]{{2}}/year=[0-9]{{4}}/{spec.name}\.parquet$")
+            assert listed and all(pattern.match(key) for key in listed), spec.name
+            assert built.json(spec.lineage_key)["key"] == spec.prefix
+            continue
+        assert listed == [spec.data_key], spec.name
         assert built.json(spec.lineage_key)["key"] == spec.data_key
