@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # make unit spreads the tests over this many processes (pytest-xdist); 0 runs them in this one
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench chaos report redrive clean
+.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench bench-scale chaos report redrive clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ smoke: venv ## after a deploy: a small real run, checked end to end (STACK=name 
 
 bench: venv build ## the performance bars as ratios against same-run baselines (bench/results.json)
 	$(PY) -m bench.run $(ARGS)
+
+bench-scale: venv ## the pipeline at 1x, 10x and 100x of today's data, against Lambda's limits, costed (bench/README.md)
+	$(PY) -m bench.scale $(ARGS)
 
 chaos: venv ## the full fault-injection matrix
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)

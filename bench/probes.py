@@ -48,6 +48,28 @@ def floor_tsv(source: str, target: str) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def _data_files(source: str) -> list[Path]:
+    """A bulk data file, or every ``*.data.*`` file of a survey's folder."""
+    path = Path(source)
+    return sorted(f for f in path.iterdir() if ".data." in f.name) if path.is_dir() else [path]
+
+
+def floor_tsv_files(source: str, target: str) -> dict[str, Any]:
+    """The floor of a whole survey: ``floor_tsv`` on each of its data files, one after the other."""
+    rows = 0
+    for n, path in enumerate(_data_files(source)):
+        rows += floor_tsv(str(path), f"{target}.{n}.parquet")["rows"]
+    return {"rows": rows}
+
+
+def pandas_tsv_files(source: str, target: str) -> dict[str, Any]:
+    """The naive baseline of a whole survey: ``pandas_tsv`` on each of its data files."""
+    rows = 0
+    for n, path in enumerate(_data_files(source)):
+        rows += pandas_tsv(str(path), f"{target}.{n}.parquet")["rows"]
+    return {"rows": rows}
+
+
 def floor_ndjson(source: str, target: str) -> dict[str, Any]:
     """Bare pyarrow: streaming newline-delimited JSON reader into a ParquetWriter."""
     import pyarrow as pa
@@ -129,6 +151,8 @@ def import_after(base: str, module: str) -> dict[str, Any]:
 
 PROBES = {
     "floor_tsv": floor_tsv,
+    "floor_tsv_files": floor_tsv_files,
+    "pandas_tsv_files": pandas_tsv_files,
     "floor_ndjson": floor_ndjson,
     "pandas_tsv": pandas_tsv,
     "pandas_json": pandas_json,
@@ -142,6 +166,8 @@ PROBES = {
 # interpreter loading the libraries it uses; cold start is measured separately, by the `import` probe.
 PREIMPORTS = {
     "floor_tsv": ("pyarrow.csv", "pyarrow.parquet"),
+    "floor_tsv_files": ("pyarrow.csv", "pyarrow.parquet"),
+    "pandas_tsv_files": ("pandas", "pyarrow.parquet"),
     "floor_ndjson": ("pyarrow.json", "pyarrow.parquet", "bench.gen_socrata"),
     "pandas_tsv": ("pandas", "pyarrow.parquet"),
     "pandas_json": ("pandas", "pyarrow.parquet"),

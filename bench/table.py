@@ -36,9 +36,14 @@ def _cold_import_rows(rows: list[tuple[str, str, str, str]], results: dict[str, 
             if "error" in entry:
                 _row(rows, f"cold_import {name}", "error", entry["error"][:80], False)
                 continue
-            key = "ratio_to_floor_plus_pyarrow" if name in {"transformer", "modeler"} else "ratio_to_floor"
-            ratio = entry.get(key)
-            _row(rows, f"cold_import {name} ({key})", ratio, "<= 1.2", None if ratio is None else ratio <= 1.2)
+            if name in {"transformer", "modeler"}:
+                ratio = entry.get("ratio_to_floor_plus_pyarrow")
+                label, bar, limit = "ratio_to_floor_plus_pyarrow", "<= 1.2", 1.2
+            else:
+                _row(rows, f"cold_import {name} (ratio_to_floor)", entry.get("ratio_to_floor"), "reference", None)
+                ratio = entry.get("ratio_to_floor_plus_pydantic")
+                label, bar, limit = "ratio_to_floor_plus_pydantic", "<= 1.15", 1.15
+            _row(rows, f"cold_import {name} ({label})", ratio, bar, None if ratio is None else ratio <= limit)
     packaged = results.get("cold_import_packaged") or {}
     for name in ("scheduler", "extractor", "notifier"):
         entry = packaged.get(name) or {}
@@ -71,15 +76,27 @@ def render(results: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one block p
         _row(rows, f"{case}: pyarrow_floor_s", data.get("pyarrow_floor_s"), "", None)
         _row(rows, f"{case}: naive_pandas_s", data.get("naive_pandas_s"), "", None)
         ratio = data.get("floor_over_staging")
-        _row(rows, f"{case}: floor_over_staging", ratio, ">= 0.7", None if ratio is None else ratio >= 0.7)
+        rounds = data.get("floor_over_staging_by_round") or []
+        if case == "socrata_1m":  # the bar holds in every round, not only in the median
+            worst = min(rounds) if rounds else None
+            _row(rows, f"{case}: floor_over_staging (median)", ratio, "reported", None)
+            _row(rows, f"{case}: floor_over_staging, worst round", worst, ">= 0.8 in every round",
+                 None if worst is None else worst >= 0.8)  # fmt: skip
+        elif case == "survey_10m":
+            _row(rows, f"{case}: floor_over_staging", ratio, ">= 0.8", None if ratio is None else ratio >= 0.8)
+        else:  # the small real file: its fixed cost per landing is milliseconds; reported, no bar
+            _row(rows, f"{case}: floor_over_staging", ratio, "reported (no bar)", None)
+        if rounds:
+            _row(rows, f"{case}: by round", " ".join(f"{r:.2f}" for r in rounds), "", None)
         _row(rows, f"{case}: pandas_over_staging", data.get("pandas_over_staging"), "(> 1: faster than pandas)", None)
         for who, mb in (data.get("peak_rss_mb") or {}).items():
+            barred = who == "staging" and case != "pr_data_0_current"
             _row(
                 rows,
                 f"{case}: peak_rss_mb {who}",
                 mb,
-                "< 512" if who == "staging" else "",
-                mb < 512 if who == "staging" else None,
+                "< 1024 (the transformer's MemorySize)" if barred else "",
+                mb < 1024 if barred else None,
             )
         if "staging_error" in data:
             _row(rows, f"{case}: staging", "error", data["staging_error"][:80], False)

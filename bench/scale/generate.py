@@ -16,7 +16,6 @@ Each scale gets a replay folder and a catalog (the scheduler plans the run from 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -222,8 +221,9 @@ class LargeDataset:
 
     @staticmethod
     def row_id(index: int) -> str:
-        digest = hashlib.sha256(f"{LARGE_DATASET}:{index}".encode()).hexdigest()
-        return f"row-{digest[:4]}~{digest[4:8]}.{digest[8:12]}"
+        from localrun.replay import socrata_row_id
+
+        return socrata_row_id(LARGE_DATASET, index)
 
     def page(self, offset: int, limit: int) -> bytes:
         end = min(self.rows, offset + limit)

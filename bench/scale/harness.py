@@ -210,7 +210,7 @@ class ScaleRun:
                 **self.cloud.function_environment(logical_id),
                 **self.replay.environment(),
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
                 "POWERTOOLS_METRICS_NAMESPACE": "OpenDataPipeline",
                 "STAGE": "local",
             }

@@ -26,7 +26,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -37,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from datalake.aws import client
+from datalake.batch import BatchProcessor, EventType, process_partial_response
 from datalake.contracts import ExtractRequest
 from datalake.events import PublishError
 from datalake.idempotency import idempotency_config

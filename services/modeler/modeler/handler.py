@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from datalake.batch import BatchProcessor, EventType
 from datalake.contracts import DatasetStaged, StageFailed, parse_pipeline_event
 from datalake.observability import logger, metrics, tracer
 from datalake.records import SnsEnvelopeRecord

@@ -14,10 +14,10 @@ from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from datalake.batch import BatchProcessor, EventType, process_partial_response
 from datalake.contracts import RunId, parse_pipeline_event
 from datalake.observability import METRICS_NAMESPACE, logger, metrics, tracer
 from datalake.records import EventBridgeModel, SnsEnvelopeRecord

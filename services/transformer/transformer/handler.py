@@ -14,11 +14,11 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from datalake.batch import BatchProcessor, EventType, process_partial_response
 from datalake.idempotency import idempotency_config, persistence_layer
 from datalake.layout import is_manifest_key, parse_landing_key
 from datalake.observability import logger, metrics, tracer
