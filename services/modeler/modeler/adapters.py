@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,6 +33,10 @@ PUBLISHED_SK = "PUBLISHED"
 FAILURE_SK = "LAST_FAILURE"
 LOCK_PK = "LOCK#modeler"
 LOCK_SK = "REBUILD"
+
+
+class NotGroupedBy(ValueError):
+    """A staging file is not sorted by the column a mart builds in chunks of: it is read whole instead."""
 
 
 class LockHeld(RuntimeError):
@@ -102,13 +110,7 @@ class LakeMarts:
         parts = []
         for f in files:
             table = pq.read_table(pa.BufferReader(self.store.get_bytes(f.key)), use_threads=False)
-            for column, value in f.partition.items():
-                if column not in table.column_names:
-                    table = table.append_column(column, pa.array([value] * table.num_rows, pa.string()))
-            table = table.append_column(
-                STAGING_FILE_COLUMN, pa.DictionaryArray.from_arrays(pa.array([0] * table.num_rows, pa.int32()), [f.key])
-            )
-            parts.append(table)
+            parts.append(self._with_file_columns(table, f))
         if not parts:
             return pa.table({})
         return pa.concat_tables(parts, promote_options="permissive")
@@ -129,6 +131,54 @@ class LakeMarts:
             raise LakeError(f"reading {key} failed: {exc}") from exc
         finally:
             body.close()
+
+    def scan_staging(self, f: StagingFile, by: str, batch_rows: int = 1 << 18) -> Iterator[pa.Table]:
+        """A staging file in chunks of whole ``by`` values (the rows of a value never span two chunks), with its
+        Hive partition values and its key as columns, as ``read_staging`` gives them: memory holds one chunk.
+
+        Raises
+        ------
+        NotGroupedBy
+            When a ``by`` value comes again after another one (the file is not sorted by it): nothing is yielded
+            after that, and the caller reads the file whole instead.
+        LakeError
+        """
+        handle, path = tempfile.mkstemp(suffix=".parquet")
+        os.close(handle)
+        try:
+            self.download(f.key, path)
+            parquet = pq.ParquetFile(path)
+            carry: pa.Table | None = None
+            last: Any = None
+            for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
+                table = pa.Table.from_batches([batch])
+                if carry is not None:
+                    table = pa.concat_tables([carry, table])
+                values = table.column(by)
+                n = table.num_rows
+                if n > 1 and pc.any(pc.less(values.slice(1), values.slice(0, n - 1))).as_py():
+                    raise NotGroupedBy(f"{f.key} is not sorted by {by}")
+                if last is not None and values[0].as_py() < last:
+                    raise NotGroupedBy(f"{f.key}: {by} {values[0].as_py()} comes again after {last}")
+                tail = pc.sum(pc.equal(values, values[n - 1])).as_py()
+                carry, table = table.slice(n - tail), table.slice(0, n - tail)
+                if table.num_rows:
+                    last = table.column(by)[table.num_rows - 1].as_py()
+                    yield self._with_file_columns(table, f)
+            parquet.close()
+            if carry is not None and carry.num_rows:
+                yield self._with_file_columns(carry, f)
+        finally:
+            os.unlink(path)
+
+    @staticmethod
+    def _with_file_columns(table: pa.Table, f: StagingFile) -> pa.Table:
+        n = table.num_rows
+        for column, value in f.partition.items():
+            if column not in table.column_names:
+                table = table.append_column(column, pc.fill_null(pa.nulls(n, pa.string()), value))
+        indices = pa.array(np.zeros(n, dtype=np.int32))
+        return table.append_column(STAGING_FILE_COLUMN, pa.DictionaryArray.from_arrays(indices, [f.key]))
 
     def read_mart(self, key: str) -> pa.Table | None:
         try:

@@ -33,6 +33,7 @@ from datalake.layout import quarantine_prefix
 from modeler import lineage
 from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
 from modeler.checks import CheckContext, run_checks
+from modeler.chunked import build_in_chunks
 from modeler.domain import NoInputRows
 from modeler.registry import LINEAGE_PREFIX, Input, MartSpec, in_build_order
 from modeler.registry import MARTS as REGISTRY
@@ -221,9 +222,19 @@ class Rebuild:
 
     def _load(self, spec: MartSpec, staging: dict[str, list[StagingFile]], marts: dict[str, dict[str, Any]]):
         """The mart's inputs as tables (staging after its selection) and their lineage entries."""
+        return self.load_inputs(spec, spec.inputs, staging, marts)
+
+    def load_inputs(
+        self,
+        spec: MartSpec,
+        sources: Sequence[Input],
+        staging: dict[str, list[StagingFile]],
+        marts: dict[str, dict[str, Any]],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Some of the mart's inputs as tables (staging after its selection) and their lineage entries."""
         tables: dict[str, pa.Table] = {}
         entries: list[dict[str, Any]] = []
-        for source in spec.inputs:
+        for source in sources:
             if source.layer == "mart":
                 if source.name in marts:
                     record = marts[source.name]
@@ -266,10 +277,14 @@ class Rebuild:
         if previous and previous.get("input_fingerprint") == fingerprint and self.lake.exists(spec.data_key):
             return MartOutcome(spec.name, "unchanged", "inputs unchanged", previous.get("rows"), spec.data_key)
 
-        tables, inputs = self._load(spec, staging, marts)
-        published_table = self.lake.read_mart(spec.data_key) if spec.incremental and previous else None
         try:
-            result = spec.build(tables, published_table)
+            chunked = build_in_chunks(self, spec, staging, marts) if spec.chunk_by else None
+            if chunked is not None:
+                result, tables, inputs = chunked
+            else:
+                tables, inputs = self._load(spec, staging, marts)
+                published_table = self.lake.read_mart(spec.data_key) if spec.incremental and previous else None
+                result = spec.build(tables, published_table)
         except NoInputRows as exc:
             return MartOutcome(spec.name, "skipped", str(exc))
         built = result if isinstance(result, Built) else Built(result)

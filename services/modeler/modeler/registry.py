@@ -213,6 +213,7 @@ MARTS: tuple[MartSpec, ...] = (
         build=lambda i, _prev: d.bls_best_year(i["bls_observation"]),
         schema=d.BEST_YEAR_SCHEMA,
         key=("series_id",),
+        chunk_by="series_id",  # per series: built from the file in chunks of whole series
         checks=(
             NotNull(("series_id",)),
             UniqueKey(("series_id",)),
@@ -232,6 +233,7 @@ MARTS: tuple[MartSpec, ...] = (
         build=lambda i, _prev: d.series_population(i["bls_observation"], i["population"], "PRS30006032", "Q01"),
         schema=d.SERIES_POPULATION_SCHEMA,
         key=("year",),
+        chunk_by="series_id",  # one series: the chunk that holds it builds the report
         checks=(
             NotNull(("series_id", "year", "period", "value")),
             UniqueKey(("year",)),

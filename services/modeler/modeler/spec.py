@@ -98,6 +98,9 @@ class MartSpec:
     # from its first input; ``scatter_schema`` names the staging columns it reads (a staging input only).
     partition_by: tuple[str, ...] = ()
     scatter_schema: pa.Schema | None = None
+    # Built from its (one) staging file in chunks of whole values of this column (``modeler.chunked``): the build
+    # computes per value (e.g. per series), so memory holds a chunk, not the file.
+    chunk_by: str | None = None
 
     @property
     def partitioned(self) -> bool:
