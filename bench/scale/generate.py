@@ -27,9 +27,9 @@ from bench.scale.gen_bulk import generate_survey, observations
 
 LARGE_DATASET = "bigd-0001"
 LARGE_TEMPLATE = "8idm-becu"
-# The time a page of 50,000 rows takes to start arriving from the portal (SODA builds it before it answers). An
-# assumption, stated in bench/README.md: there is no network here to measure the real portal.
-LARGE_PAGE_DELAY_S = 2.0
+# The time a page of 50,000 rows (10 MB) takes to start arriving from the portal: SODA builds a page before it answers.
+# An assumption, stated in bench/README.md: there is no network here to measure the real portal.
+LARGE_PAGE_DELAY_S = 3.0
 ORDINARY_TEMPLATES = ("ivft-vegh", "9uvn-hv6j", "utrz-jf79", "amca-cgrp", "b4rr-d25b", "9aju-tpwc")
 API_TEMPLATE = "ryansuhr_bls_api_v2_response_2024-12-13.json"
 API_SURVEYS = ("LNU", "CEU", "CUU", "LAU")  # four surveys: the fact gets partitions of several surveys

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,9 @@ from bench.scale import paths
 from bench.scale.generate import LargeDataset, Scale
 
 FUNCTIONS = ("SchedulerFunction", "ExtractorFunction", "TransformerFunction", "ModelerFunction", "NotifierFunction")
+# How many invocations of each function run at once: the event sources' MaximumConcurrency in template.yaml (the
+# modeler's rebuild lock lets one rebuild run at a time; the notifier's source sets none: two here).
+CONCURRENCY = {"ExtractorFunction": 2, "TransformerFunction": 4, "ModelerFunction": 1, "NotifierFunction": 2}
 TIMEOUT_GRACE_S = 5.0
 
 
@@ -77,8 +83,14 @@ class MotoProcess:
             "import sys, time; sys.path.insert(0, sys.argv[2]); from localrun.cloud import MotoServer; "
             "MotoServer(int(sys.argv[1])).start(); time.sleep(10**9)"
         )
+        # glibc's malloc keeps the large request bodies moto's threads free in per-thread arenas (its RSS reached
+        # 12 GB at 100x): large blocks are mapped and unmapped instead, and two arenas serve every thread.
+        environment = {**os.environ, "MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(self.port), str(paths.ROOT)], stdout=self._log, stderr=self._log
+            [sys.executable, "-c", code, str(self.port), str(paths.ROOT)],
+            stdout=self._log,
+            stderr=self._log,
+            env=environment,
         )
         for _ in range(300):
             try:
@@ -183,58 +195,57 @@ class ScaleRun:
         apply_environment(self.cloud.environment())
         self.large = LargeDataset(scale.large_rows)
         self.replay = ReplayServer(scale.replay, hooks=[self.large]).start()
-        self.containers: dict[str, Container] = {}
+        self.pools: dict[str, queue.Queue[Container]] = {}
+        self.containers: list[Container] = []
         self.invocations: list[Invocation] = []
         self.polling: Counter = Counter()
         self._counting = [False]
+        self._lock = threading.Lock()
         _count_parent_calls(self.polling, self._counting)
-        harness = self
+        self.runner = Runner(self.cloud)  # its mappings, queue reads and stats; deliveries are ConcurrentDrain's
 
-        class BenchRunner(Runner):
-            def handler(self, logical_id: str) -> Any:
-                return harness.invoke if logical_id in FUNCTIONS else None
+    def _spec(self, logical_id: str, slot: int) -> dict[str, Any]:
+        decl = self.cloud.functions[logical_id]
+        environment = {
+            **self.cloud.environment(),
+            **self.cloud.function_environment(logical_id),
+            **self.replay.environment(),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_METRICS_NAMESPACE": "OpenDataPipeline",
+            "STAGE": "local",
+        }
+        return {
+            "name": decl.name,
+            "handler": decl.handler,
+            "code_dir": str((paths.ROOT / decl.code_uri).resolve()),
+            "memory": decl.memory,
+            "timeout": decl.timeout,
+            "environment": {k: str(v) for k, v in environment.items()},
+            "catalog": str(self.scale.catalog),
+            "log_path": str(self.work / f"{decl.name}-{slot}.log"),
+        }
 
-            def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-                return harness.invoke(logical_id, event)
-
-            def _visible_at_ms(self, queue: str, message_id: str) -> float | None:
-                return None  # moto runs in another process: every failed record is made visible again at once
-
-        self.runner = BenchRunner(self.cloud)
-
-    def _container(self, logical_id: str) -> Container:
-        if logical_id not in self.containers:
-            decl = self.cloud.functions[logical_id]
-            environment = {
-                **self.cloud.environment(),
-                **self.cloud.function_environment(logical_id),
-                **self.replay.environment(),
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_METRICS_NAMESPACE": "OpenDataPipeline",
-                "STAGE": "local",
-            }
-            self.containers[logical_id] = Container(
-                {
-                    "name": decl.name,
-                    "handler": decl.handler,
-                    "code_dir": str((paths.ROOT / decl.code_uri).resolve()),
-                    "memory": decl.memory,
-                    "timeout": decl.timeout,
-                    "environment": {k: str(v) for k, v in environment.items()},
-                    "catalog": str(self.scale.catalog),
-                    "log_path": str(self.work / f"{decl.name}.log"),
-                }
-            )
-        return self.containers[logical_id]
+    def _pool(self, logical_id: str) -> queue.Queue[Container]:
+        """The function's containers: as many as its event source runs at once (Lambda's concurrency)."""
+        with self._lock:
+            if logical_id not in self.pools:
+                pool: queue.Queue[Container] = queue.Queue()
+                for slot in range(CONCURRENCY.get(logical_id, 1)):
+                    container = Container(self._spec(logical_id, slot))
+                    pool.put(container)
+                    self.containers.append(container)
+                self.pools[logical_id] = pool
+            return self.pools[logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        container = self._container(logical_id)
-        self._counting[0] = False  # the function's own calls are counted in its process
+        """One invocation in a free container of the function; raises when it crashed or timed out."""
+        pool = self._pool(logical_id)
+        container = pool.get()
         try:
-            result = container.invoke(event)
+            result = container.invoke(event)  # the function's own AWS calls are counted in its process
         finally:
-            self._counting[0] = True
+            pool.put(container)
         invocation = Invocation(
             function=logical_id,
             records=len(event.get("Records", [])) if isinstance(event, dict) else 0,
@@ -248,7 +259,8 @@ class ScaleRun:
             error=result.get("error"),
             timed_out=bool(result.get("timed_out")),
         )
-        self.invocations.append(invocation)
+        with self._lock:
+            self.invocations.append(invocation)
         if invocation.timed_out:
             raise RuntimeError(f"{logical_id}: Task timed out after {container.spec['timeout']} s")
         if invocation.error:
@@ -264,12 +276,12 @@ class ScaleRun:
         self.large.pages = 0
         self.runner.stats.clear()
         started = time.monotonic()
-        self._counting[0] = True
+        self._counting[0] = True  # from here, the parent's SQS calls stand for the event source mappings'
         try:
-            scheduled = self.runner.invoke("SchedulerFunction", scheduled_event())
+            scheduled = self.invoke("SchedulerFunction", scheduled_event())
             run_id = scheduled["run_id"]
-            self.runner.drain()
-            self.runner.invoke("NotifierFunction", {"action": "settle", "run_id": run_id})
+            ConcurrentDrain(self).run()
+            self.invoke("NotifierFunction", {"action": "settle", "run_id": run_id})
         finally:
             self._counting[0] = False
         result = PassResult(label=label, run_id=run_id, elapsed_s=time.monotonic() - started)
@@ -286,7 +298,79 @@ class ScaleRun:
         return sum(len(p.get("Contents", [])) for p in pages)
 
     def close(self) -> None:
-        for container in self.containers.values():
+        for container in self.containers:
             container.stop()
         self.replay.stop()
         self.moto.stop()
+
+
+class ConcurrentDrain:
+    """Delivers each queue as its event source mapping would: up to the function's concurrency batches at once.
+
+    Stages run in pipeline order (every queue before the modeler's is empty when the modeler runs, as its 60 s
+    batching window makes it on AWS); within a stage, batches overlap. A failed record is made visible again at
+    once (the local runtime's deviation: no waiting out the visibility timeout).
+    """
+
+    def __init__(self, run: ScaleRun) -> None:
+        self.scale_run = run
+        self.runner = run.runner
+        self.sqs = run.cloud.client("sqs")
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            for queue_name, fn, source in self.runner._mappings:
+                if self._drain(queue_name, fn, source):
+                    break  # a stage ran: start again from the head of the pipeline
+            else:
+                return
+
+    def _drain(self, queue_name: str, fn: Any, source: Any) -> bool:
+        limit = CONCURRENCY.get(fn.logical_id, 1)
+        delivered = False
+        with ThreadPoolExecutor(max_workers=limit) as pool:
+            running: set[Any] = set()
+            while True:
+                while len(running) < limit:
+                    messages = self.runner._receive(queue_name, source.batch_size)
+                    if not messages:
+                        break
+                    running.add(pool.submit(self._deliver, queue_name, fn, source, messages))
+                    delivered = True
+                if not running:
+                    return delivered
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+
+    def _deliver(self, queue_name: str, fn: Any, source: Any, messages: list[dict[str, Any]]) -> None:
+        """One batch, as ``Runner.deliver_batch`` delivers it (partial batch failures, crashed batches)."""
+        from localrun.runner import StageStats, sqs_lambda_record
+
+        cloud = self.scale_run.cloud
+        url, arn = cloud.queue_urls[queue_name], cloud.arn(queue_name)
+        event = {"Records": [sqs_lambda_record(m, arn) for m in messages]}
+        try:
+            response = self.scale_run.invoke(fn.logical_id, event) or {}
+            failures = response.get("batchItemFailures", []) if source.report_batch_item_failures else []
+            failed = {f["itemIdentifier"] for f in failures}
+            crashed = False
+        except Exception:  # noqa: BLE001 - a crashed or timed-out invocation fails its whole batch, as in Lambda
+            failed, crashed = {m["MessageId"] for m in messages}, True
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ]
+            self.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        for m in messages:
+            if m["MessageId"] in failed:
+                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        with self.lock:
+            stats = self.runner.stats.setdefault(fn.logical_id, StageStats(function=fn.name))
+            stats.invocations += 1
+            stats.received += len(messages)
+            stats.succeeded += len(done)
+            stats.failed += len(failed)
+            stats.crashed_batches += int(crashed)

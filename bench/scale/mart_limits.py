@@ -109,7 +109,9 @@ def render(result: dict[str, Any]) -> str:
     for build in BUILDS:
         entry = result[build]
         shown = "; ".join(
-            f"{p['rows']:,} -> {p['peak_rss_mb']:.0f} MB, {p['seconds']:.1f} s" for p in entry["points"] if "error" not in p
+            f"{p['rows']:,} -> {p['peak_rss_mb']:.0f} MB, {p['seconds']:.1f} s"
+            for p in entry["points"]
+            if "error" not in p
         )
         lines.append(
             f"| {build} | {shown} | {entry.get('mb_per_million_rows')} | {entry.get('rows_at_memory_limit') or 0:,} | "

@@ -530,9 +530,16 @@ class StagingStore:
         return pa.concat_tables([align(t, schema) for t in tables])
 
     def write(
-        self, spec: TableSpec, partition: dict[str, str], group: str, table: pa.Table, metadata: dict[str, str]
+        self,
+        spec: TableSpec,
+        partition: dict[str, str],
+        group: str,
+        table: pa.Table,
+        metadata: dict[str, str],
+        existing: list[str] | None = None,
     ) -> WriteResult:
-        """Write a merged group as the group's only file."""
+        """Write a merged group as the group's only file. ``existing``: the group's files, when the caller listed
+        them already under the group's lock (one LIST a landing, not two)."""
         body = table_bytes(table, spec.plain_columns)
         digest = hashlib.sha256(body).hexdigest()
         return self._install(
@@ -542,18 +549,25 @@ class StagingStore:
             digest,
             table.num_rows,
             lambda key: self.lake.put_bytes(key, body, metadata=metadata, content_type=PARQUET_TYPE),
+            existing,
         )
 
     def put(
-        self, spec: TableSpec, partition: dict[str, str], group: str, spooled: SpooledFile, metadata: dict[str, str]
+        self,
+        spec: TableSpec,
+        partition: dict[str, str],
+        group: str,
+        spooled: SpooledFile,
+        metadata: dict[str, str],
+        existing: list[str] | None = None,
     ) -> WriteResult:
-        """Upload a finished (spooled) file as the group's only file."""
+        """Upload a finished (spooled) file as the group's only file (``existing``: as for ``write``)."""
 
         def upload(key: str) -> None:
             with open(spooled.path, "rb") as handle:
                 self.lake.upload_fileobj(key, handle, metadata=metadata, content_type=PARQUET_TYPE)
 
-        return self._install(spec, partition, group, spooled.sha256, spooled.rows, upload)
+        return self._install(spec, partition, group, spooled.sha256, spooled.rows, upload, existing)
 
     def write_retired(self, spec: TableSpec, partition: dict[str, str], group: str, rows: pa.Table, run_id: str) -> str:
         """Keep rows that left current staging (their keys are gone from a new full snapshot), with when and by
@@ -597,11 +611,19 @@ class StagingStore:
             body.close()
 
     def _install(
-        self, spec: TableSpec, partition: dict[str, str], group: str, digest: str, rows: int, upload: Any
+        self,
+        spec: TableSpec,
+        partition: dict[str, str],
+        group: str,
+        digest: str,
+        rows: int,
+        upload: Any,
+        existing: list[str] | None = None,
     ) -> WriteResult:
         """The new file first, under its content name; then the group's other files go."""
         prefix = self.prefix(spec, partition)
-        existing = self.group_files(prefix, group)
+        if existing is None:
+            existing = self.group_files(prefix, group)
         key = f"{prefix}part-{group}-{digest[:16]}.parquet"
         changed = key not in existing or len(existing) > 1
         if key not in existing:

@@ -380,7 +380,9 @@ class TransformerService:
             finally:
                 stream.close()
             try:
-                result = staging.put(spec, partition, group, done.staged, _file_metadata(manifest, outcome))
+                result = staging.put(
+                    spec, partition, group, done.staged, _file_metadata(manifest, outcome), existing=files
+                )
                 if done.retired is not None:
                     outcome.retired_keys.append(
                         staging.put_retired(spec, partition, group, done.retired, manifest.run_id)
@@ -454,7 +456,9 @@ class TransformerService:
             table, retired = merged.table, None
             if unit.replace:
                 table, retired = retire_missing(merged.table, unit.parsed, unit.spec)
-            result = staging.write(unit.spec, unit.partition, unit.group, table, _file_metadata(manifest, outcome))
+            result = staging.write(
+                unit.spec, unit.partition, unit.group, table, _file_metadata(manifest, outcome), existing=files
+            )
             if retired is not None and retired.num_rows:
                 outcome.retired_keys.append(
                     staging.write_retired(unit.spec, unit.partition, unit.group, retired, manifest.run_id)
@@ -514,7 +518,9 @@ class TransformerService:
                 for part in self._data_parts(manifest):
                     self._stream_part(part, plan, manifest, staged, rejects, tally)
                 staged_file, rejected_file = staged.finish(), rejects.finish()
-                result = staging.put(spec, {}, SNAPSHOT_GROUP, staged_file, _file_metadata(manifest, outcome))
+                result = staging.put(
+                    spec, {}, SNAPSHOT_GROUP, staged_file, _file_metadata(manifest, outcome), existing=current
+                )
                 if rejected_file.rows:
                     prefix_q = self.ports.quarantine.prefix(manifest, outcome.manifest_key)
                     key = self.ports.quarantine.put_rows(prefix_q, spec.name, rejected_file)
