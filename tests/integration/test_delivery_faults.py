@@ -424,7 +424,7 @@ def test_a_rebuild_that_publishes_nothing_leaves_the_run_summary_as_it_was():
     from datetime import UTC, datetime, timedelta
 
     from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, RunStarted, StagedTable
-    from notifier.domain import reduce_run
+    from notifier.domain.runs import reduce_run
 
     run_id, start = "20261121T080000Z-0a1b2c3d", datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     started = RunStarted(run_id=run_id, trigger="manual", datasets=["datausa/population"], occurred_at=start)

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datalake.aws import client
 from datalake.observability import register_secret
 from datalake.state import StateError, from_item, to_item
-from notifier.domain import Notice
+from notifier.domain.notice import Notice
 
 logger = Logger(child=True)
 

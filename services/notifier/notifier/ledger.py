@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datalake.aws import client
 from datalake.contracts import DatasetStaged, DatasetUnchanged, PipelineEvent, RunStarted, parse_pipeline_event
 from datalake.state import StateError, from_item, to_item
-from notifier.domain import LedgerHint, dataset_ref, is_model_outcome, ledger_key, stamp, terminal_outcome
+from notifier.domain.notice import dataset_ref
+from notifier.domain.runs import LedgerHint, is_model_outcome, ledger_key, stamp, terminal_outcome
 
 LEDGER_RETENTION = timedelta(days=90)
 OPEN_INDEX_PK = "RUNS"
