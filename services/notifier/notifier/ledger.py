@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from datalake.aws import client
 from datalake.contracts import DatasetStaged, DatasetUnchanged, PipelineEvent, RunStarted, parse_pipeline_event
-from datalake.state import StateError, from_item, to_item
+from datalake.state import ConditionFailed, Table, from_item, to_item
 from notifier.domain.notice import dataset_ref
 from notifier.domain.runs import LedgerHint, is_model_outcome, ledger_key, stamp, terminal_outcome
 
@@ -31,45 +28,24 @@ def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 @dataclass(frozen=True)
 class OpenRun:
     run_id: str
     first_seen_at: datetime
 
 
-class RunLedger:
+class RunLedger(Table):
     """The run ledger. Errors become StateError, so the record fails and retries."""
 
-    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
-        self.table_name = table_name
-        self._ddb = dynamodb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
-
     def _call(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.ddb, operation)(TableName=self.table_name, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
+        return self.call(operation, f"cannot {what} in {self.table_name}", **kwargs)
 
     def _conditional(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any] | None:
         """A conditional write; None when the condition does not hold (an older or repeated fact)."""
         try:
-            return getattr(self.ddb, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return None
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
+            return self._call(operation, what, **kwargs)
+        except ConditionFailed:
+            return None
 
     # -- recording --------------------------------------------------------------------------------------------
     def record(self, event: PipelineEvent, now: datetime) -> LedgerHint:
