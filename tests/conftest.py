@@ -25,7 +25,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 # Tests that share a costly module- or session-scoped result run in one xdist worker (``make unit`` runs
 # ``pytest -n 2 --dist loadgroup``): by default each module is a group, so a module fixture is computed once; these
-# modules also share the clean reference runs of ``localrun.faults.reference_lake``.
+# modules also share the clean reference runs of ``tests.support.local_run.reference_lake``.
 SHARED_GROUPS = {
     "tests/e2e/test_fault_matrix.py": "fault-references",
     "tests/integration/test_delivery_faults.py": "fault-references",

@@ -25,17 +25,10 @@ from typing import Any
 
 import pytest
 
-from localrun.faults import (
-    RunAudit,
-    audit_run,
-    dead_letters,
-    mart_differences,
-    reference_lake,
-    reference_run_id,
-    run_local,
-    staging_differences,
-)
 from localrun.template import ROOT
+from tests.support.audit import RunAudit, audit_run, dead_letters
+from tests.support.lakes import mart_differences, staging_differences
+from tests.support.local_run import reference_lake, reference_run_id, run_local
 
 DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
 

@@ -30,16 +30,10 @@ from typing import Any
 
 import pytest
 
-from localrun.faults import (
-    audit_run,
-    mart_differences,
-    reference_lake,
-    reference_run_id,
-    run_local,
-    run_record,
-    staging_differences,
-)
 from localrun.template import load_template
+from tests.support.audit import audit_run
+from tests.support.lakes import mart_differences, staging_differences
+from tests.support.local_run import reference_lake, reference_run_id, run_local, run_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
