@@ -23,7 +23,7 @@ def test_a_dead_lettered_dataset_is_redriven_processed_and_its_run_summary_updat
     for recording in (replay / "datausa").iterdir():
         recording.unlink()
     lake = tmp_path / "lake"
-    first = run_local(lake, "--source", "datausa", "--replay-dir", str(replay).output)
+    first = run_local(lake, "--source", "datausa", "--replay-dir", str(replay)).output
     run_id = re.search(r"^   run (\S+): 1 extract requests sent$", first, re.M).group(1)
     assert "   ExtractDLQ: 1 message(s)\n     - datausa/population: DataUSA population does not exist" in first
     assert re.search(rf"^RUN {run_id} \(manual\)\n(.*\n)*?  failed             1\n", first, re.M)

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from tests.aws_builders import capture_topic, create_lake_bucket, create_state_table
 from tests.unit.modeler.staging_builder import StagingLake
 
 
@@ -70,26 +71,12 @@ def modeler_aws():
     with mock_aws():
         s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
         bucket = os.environ["LAKE_BUCKET"]
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        ddb.create_table(
-            TableName=os.environ["STATE_TABLE"],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
+        create_lake_bucket(s3, bucket)
+        create_state_table(ddb, os.environ["STATE_TABLE"])
+        topic, events_url = capture_topic(
+            sns, sqs, os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1], "captured-events"
         )
-        topic = sns.create_topic(Name=os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
         assert topic == os.environ["PIPELINE_TOPIC_ARN"]
-        events_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint="arn:aws:sqs:us-east-1:123456789012:captured-events",
-            Attributes={"RawMessageDelivery": "true"},
-        )
         yield ModelerAws(s3, ddb, sqs, bucket, events_url, StagingLake(s3, bucket))
 
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.aws_builders import create_state_table
+from tests.aws_builders import capture_topic, create_state_table
 
 ALERTS_INBOX = "test-alerts-inbox"
 # The events/notifier_*.json samples come from a stack "opendata", stage dev.
@@ -69,10 +69,9 @@ def notifier_aws():
     with mock_aws(), ExitStack() as scope:
         ddb, sns, sqs = boto3.client("dynamodb"), boto3.client("sns"), boto3.client("sqs")
         create_state_table(ddb, os.environ["STATE_TABLE"])
-        topic = sns.create_topic(Name=os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
+        alerts = os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1]
+        topic, inbox_url = capture_topic(sns, sqs, alerts, ALERTS_INBOX, raw=False)  # the email sees the envelope
         assert topic == os.environ["ALERTS_TOPIC_ARN"]
-        inbox_url = sqs.create_queue(QueueName=ALERTS_INBOX)["QueueUrl"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:us-east-1:123456789012:{ALERTS_INBOX}")
         from datalake.settings import NotifierSettings, load_settings
         from notifier import handler
 
