@@ -7,7 +7,9 @@ VENV := .venv
 SAMVENV := .venv-sam
 PY := $(VENV)/bin/python
 # sam build needs python3.13 on PATH: the project venv, made from it, provides one.
-SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam
+# The template uses AWS::LanguageExtensions (Fn::ForEach): SAM CLI expands it locally only when asked.
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \
+	SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS=1 $(SAMVENV)/bin/sam
 REGION ?= us-east-1
 ARGS ?=
 ENV ?= dev
