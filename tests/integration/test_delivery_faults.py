@@ -33,7 +33,7 @@ import pytest
 from localrun.template import load_template
 from tests.support.audit import audit_run
 from tests.support.lakes import mart_differences, staging_differences
-from tests.support.local_run import reference_lake, reference_run_id, run_local, run_record
+from tests.support.local_run import reference_lake, reference_run_id, run_local, run_record, session_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -196,7 +196,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     selected = [item.originalname for item in request.session.items if item.module is request.module]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-faults") as pool:
         futures = {name: pool.submit(RUNS[name], base) for name in RUNS if name in selected}
-        futures["reference"] = pool.submit(reference_lake, tmp_path_factory.getbasetemp() / "fault-references", *SCOPE)
+        futures["reference"] = pool.submit(reference_lake, session_root(tmp_path_factory) / "fault-references", *SCOPE)
         yield futures
 
 

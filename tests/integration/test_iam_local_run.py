@@ -8,7 +8,6 @@ recorded by ``checks.iam_run``. ``checks/iam_eval.py`` says what the evaluator m
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from checks.sam import package, transform_offline
 from localrun.cli import LOCAL_PARAMETERS
 from localrun.cloud import LocalCloud, MotoServer
 from localrun.template import Resolver, default_parameters, load_template
+from tests.support.local_run import held, session_root
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,9 @@ FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "M
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory) -> list[Call]:
     """The recorded calls of one full local run, made once per session even when xdist workers share the module."""
-    shared = tmp_path_factory.getbasetemp().parent / "iam-local-run"  # the session's root, common to all workers
-    shared.mkdir(exist_ok=True)
+    shared = session_root(tmp_path_factory) / "iam-local-run"
     out = shared / "calls.json"
-    with (shared / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(shared / "lock"):
         if not out.exists():
             subprocess.run(
                 [sys.executable, "-m", "checks.iam_run", str(out), "--", "--lake-dir", str(shared / "lake")],

@@ -3,6 +3,7 @@ is a cold start), and the clean reference lakes faulted runs are compared with."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -116,21 +119,38 @@ def run_local(
     )
 
 
+def session_root(tmp_path_factory: Any) -> Path:
+    """The test session's own temporary folder, common to all its pytest-xdist workers (each worker's basetemp is
+    ``<session>/popen-gwN``; without xdist the basetemp is the session's folder itself)."""
+    base = Path(tmp_path_factory.getbasetemp())
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def held(lock_file: Path) -> Iterator[None]:
+    """An exclusive lock on a file, across the threads and processes (xdist workers) of a session."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with _LOCKS_LOCK:
+        thread_lock = _REFERENCE_LOCKS.setdefault(lock_file, threading.Lock())
+    with thread_lock, lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 _REFERENCE_LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
 def reference_lake(base_dir: Path, *args: str) -> Path:
-    """The lake of a clean run over ``args``, made once per base folder and reused (thread-safe).
+    """The lake of a clean run over ``args``, made once per base folder and reused (by threads and by the xdist
+    workers of a session, under ``session_root``).
 
     No fault is injected; the run only counts its S3 writes (``record_writes``), and its console output is kept in
     ``_local/clean-output.txt``, so tests can compare a faulted run's writes and messages with it.
     """
     name = "clean-" + (re.sub(r"[^A-Za-z0-9]+", "-", " ".join(args)).strip("-") or "all")
     lake = Path(base_dir) / name
-    with _LOCKS_LOCK:
-        lock = _REFERENCE_LOCKS.setdefault(lake, threading.Lock())
-    with lock:
+    with held(Path(base_dir) / f".{name}.lock"):
         if not (lake / LOCAL / "clean").exists():
             import shutil
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+import pytest
+
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.lake import LakeStore
 from datalake.lease import Lease
@@ -54,6 +56,7 @@ def release(folder) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (folder / "bls_bulk" / "pr").iterdir()}
 
 
+@pytest.mark.sockets
 def test_the_older_fetch_committing_last_changes_nothing(aws):
     with ReplayServer(PR_2025_02) as old, ReplayServer(REPLAY) as new:
         run_a, run_b = mirror_of(aws, old), mirror_of(aws, new)
@@ -82,6 +85,7 @@ def test_the_older_fetch_committing_last_changes_nothing(aws):
     assert [e["event_type"] for e in aws.events()] == ["dataset.unchanged"]
 
 
+@pytest.mark.sockets
 def test_an_older_datausa_fetch_committing_last_is_superseded(aws):
     lake, state = LakeStore(aws.bucket, aws.s3), StateStore(aws.state_table, aws.ddb)
     lander = Lander(lake, state, "arn:aws:sns:us-east-1:123456789012:test-pipeline", aws.sns)

@@ -134,6 +134,7 @@ def test_a_failed_channel_is_retried_alone(notifier_aws, lambda_context):
     assert notifier_aws.inbox() == [] and len(posts) == 2
 
 
+@pytest.mark.sockets  # a connection refused on 127.0.0.1
 def test_the_webhook_url_never_reaches_a_log_line_or_an_error(notifier_aws, lambda_context, captured_logs):
     # GIVEN a webhook URL in SSM that cannot be reached (a closed port on this machine)
     with socket.socket() as probe:
