@@ -11,6 +11,7 @@ One DynamoDB table, keyed ``pk``/``sk``:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,12 @@ class ConditionFailed(StateError):
 def is_condition_failure(exc: ClientError) -> bool:
     """Whether DynamoDB refused a write because its condition did not hold."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def utc_stamp(moment: datetime) -> str:
+    """A UTC time as fixed-width text (microseconds always present), so stamps compare as strings, in Python and
+    in DynamoDB conditions alike."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dataset_pk(source: str, dataset: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.lake import LakeStore
 from datalake.lease import Lease
-from datalake.state import StateStore, dataset_pk
+from datalake.state import StateStore, dataset_pk, utc_stamp
 from extractor.bls_bulk import BulkMirror
 from extractor.http import HttpClient, new_session, user_agent
 from extractor.landing import Lander
@@ -78,7 +78,7 @@ def test_the_older_fetch_committing_last_changes_nothing(aws):
     state = StateStore(aws.state_table, aws.ddb).get(dataset_pk("bls_bulk", "pr"), "STATE")
     assert state["last_run_id"] == "20261203T080000Z-0000000a"  # A checked, ...
     assert state["manifest_key"] == outcome_b["manifest_key"]  # ... B's landing stays current
-    assert state["fetched_at"] == fetched_b.fetched_at.isoformat()
+    assert state["fetched_at"] == utc_stamp(fetched_b.fetched_at)
     manifests = [k for k in aws.keys(MIRROR) if k.endswith(".manifest.json")]
     assert manifests == [outcome_b["manifest_key"]]
     # AND A told the pipeline nothing changed: no landing of older data, no false alarm downstream
