@@ -17,8 +17,9 @@ from typing import Any
 
 from datalake.contracts import DatasetStaged, DatasetUnchanged, PipelineEvent, RunStarted, parse_pipeline_event
 from datalake.state import ConditionFailed, Table, from_item, to_item
+from datalake.state import utc_stamp as stamp
 from notifier.domain.notice import dataset_ref
-from notifier.domain.runs import LedgerHint, is_model_outcome, ledger_key, stamp, terminal_outcome
+from notifier.domain.runs import LedgerHint, is_model_outcome, ledger_key, terminal_outcome
 
 LEDGER_RETENTION = timedelta(days=90)
 OPEN_INDEX_PK = "RUNS"

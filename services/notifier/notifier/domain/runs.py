@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from datalake.contracts import (
@@ -65,11 +65,6 @@ def terminal_outcome(event: PipelineEvent) -> Outcome | None:
 
 def is_model_outcome(event: PipelineEvent) -> bool:
     return isinstance(event, MartsBuilt) or (isinstance(event, StageFailed) and event.stage == "modeler")
-
-
-def stamp(moment: datetime) -> str:
-    """Fixed-width UTC time, so stamps compare as strings in DynamoDB conditions."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
