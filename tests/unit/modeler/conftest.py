@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +68,9 @@ class ModelerAws:
         return from_item(item["Item"]) if "Item" in item else None
 
 
-@pytest.fixture
-def modeler_aws():
+@contextmanager
+def modeler_moto() -> Iterator[ModelerAws]:
+    """moto, in-process: the versioned lake bucket, the state table, and the pipeline topic captured on a queue."""
     with mock_aws():
         s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
         bucket = os.environ["LAKE_BUCKET"]
@@ -78,6 +81,12 @@ def modeler_aws():
         )
         assert topic == os.environ["PIPELINE_TOPIC_ARN"]
         yield ModelerAws(s3, ddb, sqs, bucket, events_url, StagingLake(s3, bucket))
+
+
+@pytest.fixture
+def modeler_aws():
+    with modeler_moto() as kit:
+        yield kit
 
 
 @pytest.fixture
