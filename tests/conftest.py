@@ -55,6 +55,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SOCKET_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sockets)
+    # The modules with slow tests (local runs) go first: ``make unit`` hands whole modules to 2 workers in this order
+    # (``--dist loadscope``), so the long ones start early and the short ones fill in around them, not after.
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
     if config.getoption("--no-sockets"):
         kept = [item for item in items if item.get_closest_marker("sockets") is None]
         config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sockets")])

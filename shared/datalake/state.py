@@ -126,6 +126,32 @@ class Table:
         except BotoCoreError as exc:
             raise StateError(f"{failure}: {exc}") from exc
 
+    def query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a partition (whose sort key starts with ``sk_prefix``), read consistently, all pages.
+
+        Raises
+        ------
+        StateError
+            When the table cannot be read.
+        """
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": _to_dynamo(pk)}
+        if sk_prefix:
+            condition += " AND begins_with(sk, :sk)"
+            values[":sk"] = _to_dynamo(sk_prefix)
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.call("query", f"cannot query {pk} in {self.table_name}", **kwargs)
+            items.extend(from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
 
 class StateStore(Table):
     """Thin adapter over the state table. Errors become StateError so record handlers fail and retry."""
@@ -201,25 +227,6 @@ class StateStore(Table):
             **extra,
         )
         return from_item(response["Attributes"])
-
-    def query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
-        condition = "pk = :pk"
-        values: dict[str, Any] = {":pk": _to_dynamo(pk)}
-        if sk_prefix:
-            condition += " AND begins_with(sk, :sk)"
-            values[":sk"] = _to_dynamo(sk_prefix)
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self.call("query", f"cannot query {pk} in {self.table_name}", **kwargs)
-            items.extend(from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def delete(self, pk: str, sk: str) -> None:
         self.call("delete_item", f"cannot delete {pk}/{sk} from {self.table_name}", Key=to_item({"pk": pk, "sk": sk}))

@@ -22,7 +22,7 @@ from localrun.cloud import LocalCloud, MotoServer
 from localrun.template import Resolver, default_parameters, load_template
 from tests.support.local_run import held, session_root
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "ModelerFunction", "NotifierFunction"}

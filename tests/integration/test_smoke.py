@@ -14,7 +14,7 @@ from moto import mock_aws
 from ops.smoke import Check, Clients, check_athena, check_dlqs, check_reports, run_smoke, verdict, wait_for_marts
 from tests.aws_builders import create_state_table
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 

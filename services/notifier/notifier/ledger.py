@@ -138,7 +138,7 @@ class RunLedger(Table):
     # -- reading ----------------------------------------------------------------------------------------------
     def events(self, run_id: str) -> list[PipelineEvent]:
         """Every event in the run's ledger."""
-        items = self._query(run_pk(run_id), "EVENT#")
+        items = self.query(run_pk(run_id), "EVENT#")
         return [parse_pipeline_event(item["event"]) for item in items]
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
@@ -158,22 +158,8 @@ class RunLedger(Table):
     def open_runs(self) -> list[OpenRun]:
         return [
             OpenRun(run_id=item["run_id"], first_seen_at=_parse_stamp(item["first_seen_at"]))
-            for item in self._query(OPEN_INDEX_PK, "OPEN#")
+            for item in self.query(OPEN_INDEX_PK, "OPEN#")
         ]
-
-    def _query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
-            "ExpressionAttributeValues": to_item({":pk": pk, ":sk": sk_prefix}),
-            "ConsistentRead": True,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._call("query", f"query {pk}", **kwargs)
-            items.extend(from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- summaries ----------------------------------------------------------------------------------------------
     def mark_summarised(self, run_id: str, digest: str, now: datetime) -> None:
