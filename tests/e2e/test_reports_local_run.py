@@ -16,7 +16,7 @@ from datalake.catalog import load_catalog
 from datalake.contracts import Source
 from localrun.template import ROOT
 from tests.support.audit import dead_letters
-from tests.support.local_run import run_local
+from tests.support.local_run import full_run, run_local
 from tests.unit.modeler.catalunya_answers import (
     MUNICIPALITIES_CSV,
     POPULATION_CSV,
@@ -43,8 +43,9 @@ POPULATION = REPLAY / "datausa" / "population.json"
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory) -> tuple[Path, str]:
-    lake_dir = tmp_path_factory.mktemp("lake")
-    return lake_dir, run_local(lake_dir).output
+    """The session's full default run (shared with the IAM evaluation, which only reads its recorded calls)."""
+    run = full_run(tmp_path_factory)
+    return run.lake_dir, run.output
 
 
 def test_the_run_prints_the_report_answers_computed_from_the_raw_files(first_run):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from checks.sam import package, transform_offline
 from localrun.cli import LOCAL_PARAMETERS
 from localrun.cloud import LocalCloud, MotoServer
 from localrun.template import Resolver, default_parameters, load_template
-from tests.support.local_run import held, session_root
+from tests.support.local_run import full_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,20 +28,8 @@ FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "M
 
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory) -> list[Call]:
-    """The recorded calls of one full local run, made once per session even when xdist workers share the module."""
-    shared = session_root(tmp_path_factory) / "iam-local-run"
-    out = shared / "calls.json"
-    with held(shared / "lock"):
-        if not out.exists():
-            subprocess.run(
-                [sys.executable, "-m", "checks.iam_run", str(out), "--", "--lake-dir", str(shared / "lake")],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-    return [Call(**c) for c in json.loads(out.read_text())]
+    """The recorded calls of the session's full local run (made once, shared with the report tests)."""
+    return [Call(**c) for c in json.loads(full_run(tmp_path_factory).calls.read_text())]
 
 
 @pytest.fixture(scope="module")

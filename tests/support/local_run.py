@@ -57,9 +57,12 @@ class LocalRun:
         return self.record["stages"].get(logical_id, {})
 
 
-def localrun_process(*args: str, env: dict[str, str] | None = None, timeout: float = 1200.0) -> CompletedProcess:
+def localrun_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 1200.0, module: str = "localrun"
+) -> CompletedProcess:
     """``python -m localrun ARGS`` in a new process, from the repository's root, as ``make run`` runs it; its exit
-    code, output and errors, whatever they are (a test of a refusal expects a failure).
+    code, output and errors, whatever they are (a test of a refusal expects a failure). ``module``: an entry point
+    that wraps the local runtime (``checks.iam_run`` records the handlers' AWS calls of the run).
 
     The child gets this process's environment without ``BLS_API_KEY`` (the replay's keyless limits, unless a test
     sets it in ``env``), plus ``env``.
@@ -67,7 +70,7 @@ def localrun_process(*args: str, env: dict[str, str] | None = None, timeout: flo
     from localrun.template import ROOT
 
     environment = {k: v for k, v in os.environ.items() if k != "BLS_API_KEY"} | (env or {})
-    command = [sys.executable, "-m", "localrun", *args]
+    command = [sys.executable, "-m", module, *args]
     return subprocess.run(
         command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -164,3 +167,33 @@ def reference_lake(base_dir: Path, *args: str) -> Path:
 def reference_run_id(lake: Path) -> str:
     """The run id of a lake made by ``reference_lake``."""
     return (Path(lake) / LOCAL / "clean").read_text().strip()
+
+
+@dataclass(frozen=True)
+class FullRun:
+    lake_dir: Path
+    output: str  # the console output, as ``make run`` prints it
+    calls: Path  # every AWS call of the handlers, as ``checks.iam_run`` records them (JSON)
+
+
+def full_run(tmp_path_factory: Any) -> FullRun:
+    """The session's one full default local run (``make run`` over the bundled replay), with the handlers' AWS calls
+    recorded: the IAM evaluation reads the calls, the report tests read the lake and the console output. Made once
+    per session, whichever xdist worker asks first; the report tests then run a second run on its lake.
+
+    Raises
+    ------
+    LocalRunFailed
+        When the run exits with an error.
+    """
+    shared = session_root(tmp_path_factory) / "full-run"
+    lake, calls, output = shared / "lake", shared / "calls.json", shared / "output.txt"
+    with held(shared / "lock"):
+        if not output.exists():
+            done = localrun_process(str(calls), "--", "--lake-dir", str(lake), module="checks.iam_run")
+            if done.returncode != 0:
+                raise LocalRunFailed(
+                    f"the full run exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+                )
+            output.write_text(done.stdout)
+    return FullRun(lake_dir=lake, output=output.read_text(), calls=calls)
