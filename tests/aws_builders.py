@@ -60,3 +60,18 @@ def capture_topic(sns: Any, sqs: Any, topic_name: str, queue_name: str, raw: boo
         Attributes={"RawMessageDelivery": "true" if raw else "false"},
     )
     return topic, url
+
+
+def drain_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message waiting in a queue, received with all its attributes and deleted (what a test inspects)."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+        )

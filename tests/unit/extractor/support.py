@@ -22,7 +22,13 @@ import pytest
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.settings import ExtractorSettings, load_settings
 from localrun.replay import ReplayServer
-from tests.aws_builders import capture_topic, create_idempotency_table, create_lake_bucket, create_state_table
+from tests.aws_builders import (
+    capture_topic,
+    create_idempotency_table,
+    create_lake_bucket,
+    create_state_table,
+    drain_queue,
+)
 from tests.conftest import FIXTURES, ROOT
 
 REPLAY = ROOT / "data" / "replay"
@@ -114,17 +120,7 @@ def create_test_aws() -> TestAws:
 
 
 def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    messages = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not got:
-            return messages
-        messages.extend(got)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-        )
+    return drain_queue(sqs, url)
 
 
 def bind_handler(

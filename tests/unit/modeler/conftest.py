@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from tests.aws_builders import capture_topic, create_lake_bucket, create_state_table
+from tests.aws_builders import capture_topic, create_lake_bucket, create_state_table, drain_queue
 from tests.unit.modeler.staging_builder import StagingLake
 
 
@@ -50,16 +50,7 @@ class ModelerAws:
 
     def events(self) -> list[dict]:
         """Every pipeline event published since the last call (drains the capture queue)."""
-        found = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            found.extend(json.loads(m["Body"]) for m in got)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.events_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        return [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.events_url)]
 
     def state_item(self, pk: str, sk: str) -> dict | None:
         from datalake.state import from_item

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.aws_builders import capture_topic, create_state_table
+from tests.aws_builders import capture_topic, create_state_table, drain_queue
 
 ALERTS_INBOX = "test-alerts-inbox"
 # The events/notifier_*.json samples come from a stack "opendata", stage dev.
@@ -42,18 +42,8 @@ class NotifierAws:
 
     def inbox(self) -> list[dict[str, str]]:
         """Every message the alerts topic delivered since the last call: {"subject", "body"}."""
-        messages = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return messages
-            for m in got:
-                envelope = json.loads(m["Body"])
-                messages.append({"subject": envelope.get("Subject"), "body": envelope["Message"]})
-            self.sqs.delete_message_batch(
-                QueueUrl=self.inbox_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        envelopes = [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.inbox_url)]
+        return [{"subject": e.get("Subject"), "body": e["Message"]} for e in envelopes]
 
     def items(self, prefix: str) -> list[dict[str, Any]]:
         from datalake.state import from_item

@@ -12,7 +12,7 @@ from moto import mock_aws
 from datalake.catalog import load_catalog
 from datalake.contracts import ExtractRequest, Source, Trigger
 from scheduler.service import BadScheduleRequest
-from tests.aws_builders import create_state_table
+from tests.aws_builders import create_state_table, drain_queue
 from tests.conftest import load_event
 
 
@@ -37,17 +37,7 @@ def aws():
 
 
 def drain(sqs, url) -> list[dict]:
-    bodies = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
-        if not got:
-            return bodies
-        bodies.extend(got)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-        )
+    return drain_queue(sqs, url)
 
 
 def test_scheduled_event_sends_one_valid_message_per_catalog_entry(aws, lambda_context):

@@ -28,7 +28,13 @@ from moto import mock_aws
 
 from datalake.contracts import FileChange, Manifest, ManifestPart, Source
 from datalake.layout import bls_api_response_key, bulk_mirror_key, landing_key, landing_part_key, manifest_key
-from tests.aws_builders import capture_topic, create_idempotency_table, create_lake_bucket, create_state_table
+from tests.aws_builders import (
+    capture_topic,
+    create_idempotency_table,
+    create_lake_bucket,
+    create_state_table,
+    drain_queue,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "transformer"
@@ -129,16 +135,7 @@ class TransformerAws:
     # -- events and state ---------------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
         """Every pipeline event published since the last call (drains the capture queue)."""
-        found = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            found.extend(json.loads(m["Body"]) for m in got)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.events_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        return [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.events_url)]
 
     def state_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         from datalake.state import from_item
