@@ -7,7 +7,9 @@ VENV := .venv
 SAMVENV := .venv-sam
 PY := $(VENV)/bin/python
 # sam build needs python3.13 on PATH: the project venv, made from it, provides one.
-SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam
+# The template uses AWS::LanguageExtensions (Fn::ForEach): SAM CLI expands it locally only when asked.
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(SAMVENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \
+	SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS=1 $(SAMVENV)/bin/sam
 REGION ?= us-east-1
 ARGS ?=
 ENV ?= dev
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 # make unit spreads the tests over this many processes (pytest-xdist); 0 runs them in this one
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv samvenv run test lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench bench-scale chaos report redrive clean
+.PHONY: help venv samvenv run test test-fast lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench bench-scale chaos report redrive clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +48,11 @@ test: ## every test and static check (what CI runs)
 	$(MAKE) -j2 venv samvenv
 	$(MAKE) lint unit checks build
 
+# The feedback loop while coding: the unit tier with every socket refused (no moto or replay server, no local run),
+# in under a minute on 2 cores. A test that needs a socket is marked `sockets` (tests/conftest.py) and runs in `make test`.
+test-fast: venv ## the unit tier without sockets, in under a minute (make test runs everything)
+	$(VENV)/bin/pytest tests/unit --no-sockets -q -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
 lint: venv ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -54,8 +61,10 @@ format: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# --dist loadscope: a module's tests run in one worker, so a module-scoped fixture (a local run) is computed once;
+# results shared across modules (reference lakes, the IAM run) are made once per session under a file lock.
 unit: venv ## pytest: unit, integration and the e2e subset (not the full chaos matrix)
-	$(VENV)/bin/pytest -m "not chaos" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not chaos" -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 checks: cfn-lint sam-validate ## template checks
 

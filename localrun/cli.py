@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         replay = _sources(cloud, args)
         faults = None
         if args.faults is not None:
-            from localrun.faults import FaultPlan
+            from localrun.faults.plan import FaultPlan
 
             faults = FaultPlan.load(args.faults)
             _say(f"faults: {faults.name} ({args.faults})")

@@ -3,7 +3,7 @@
 The extractor talks to it exactly as it talks to the live APIs: same URL shapes, methods, headers and formats.
 Only the base URLs differ, and ``ReplayServer.environment()`` gives them under the extractor settings' names.
 
-Replay folder layout (DESIGN section 8)::
+Replay folder layout (``data/replay/README.md`` has the bundled folder's provenance)::
 
     bls_bulk/{survey}/{file}          served under /pub/time.series/{survey}/ with an IIS-style listing (the BLS
                                       format) and Last-Modified from the file's mtime; 403 without a User-Agent

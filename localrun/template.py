@@ -69,7 +69,94 @@ for _tag, _fn in _TAGS.items():
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """The template as CloudFormation hands it to the SAM transform: with ``AWS::LanguageExtensions`` applied."""
+    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return apply_language_extensions(raw)
+
+
+# -- AWS::LanguageExtensions --------------------------------------------------------------------------------------
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+_FOR_EACH = "Fn::ForEach::"
+_SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
+
+
+def apply_language_extensions(template: dict[str, Any]) -> dict[str, Any]:
+    """Expand what the template uses of ``AWS::LanguageExtensions``, as CloudFormation does before SAM runs.
+
+    ``Fn::ForEach::Name: [Identifier, [values...], {fragment}]`` becomes one copy of the fragment per value. In a
+    copy, ``${Identifier}`` (and ``&{Identifier}``, non-alphanumerics stripped) is replaced in keys and in ``Fn::Sub``
+    strings, and ``{"Ref": Identifier}`` becomes the value; then, within the copy, ``Fn::FindInMap`` with literal keys
+    is looked up, a ``Fn::Sub`` variable that is a literal is written into its string, and a ``Fn::Sub`` left without
+    variables becomes a plain string. A template without the transform is returned as it is.
+    (tests/unit/test_template_language_extensions.py holds this to cfn-lint's own expansion.)
+
+    Raises
+    ------
+    ValueError
+        On a malformed loop, or two copies with the same key.
+    """
+    transforms = template.get("Transform")
+    names = [transforms] if isinstance(transforms, str) else list(transforms or [])
+    if LANGUAGE_EXTENSIONS not in names:
+        return template
+    expanded = dict(template)
+    mappings = template.get("Mappings", {})
+    for section in ("Conditions", "Resources", "Outputs"):
+        if section in template:
+            expanded[section] = _expand(template[section], {}, mappings)
+    rest = [n for n in names if n != LANGUAGE_EXTENSIONS]
+    expanded["Transform"] = rest[0] if len(rest) == 1 else rest
+    if not rest:
+        del expanded["Transform"]
+    return expanded
+
+
+def _replace_identifiers(text: str, params: dict[str, str]) -> str:
+    for name, value in params.items():
+        text = text.replace("${" + name + "}", value).replace("&{" + name + "}", re.sub(r"[^0-9A-Za-z]", "", value))
+    return text
+
+
+def _expand(node: Any, params: dict[str, str], mappings: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_expand(item, params, mappings) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith(_FOR_EACH):
+            if not (isinstance(value, list) and len(value) == 3 and isinstance(value[2], dict)):
+                raise ValueError(f"{key}: expected [identifier, collection, fragment]")
+            identifier, collection, fragment = value
+            for item in _expand(collection, params, mappings):
+                for copy_key, copy in _expand(fragment, {**params, identifier: str(item)}, mappings).items():
+                    if copy_key in out or copy_key in node:
+                        raise ValueError(f"{key}: {copy_key} is declared twice")
+                    out[copy_key] = copy
+            continue
+        out[_replace_identifiers(key, params) if params else key] = _expand(value, params, mappings)
+    return _fold(out, params, mappings) if params and len(out) == 1 else out
+
+
+def _fold(out: dict[str, Any], params: dict[str, str], mappings: dict[str, Any]) -> Any:
+    """An intrinsic function inside a loop's copy, with what the copy makes literal resolved."""
+    ((fn, argument),) = out.items()
+    if fn == "Ref" and isinstance(argument, str) and argument in params:
+        return params[argument]
+    if fn == "Fn::FindInMap" and all(isinstance(a, str) for a in argument):
+        mapping, top, second = argument
+        return mappings[mapping][top][second]
+    if fn == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
+        text = _replace_identifiers(text, params)
+        for name, literal in list(variables.items()):
+            if isinstance(literal, str | int | float) and not isinstance(literal, bool):
+                text = text.replace("${" + name + "}", str(literal))
+                del variables[name]
+        if variables:
+            return {fn: [text, variables]}
+        return text if not _SUB_VARIABLE.search(text) else {fn: text}
+    return out
 
 
 class _NoValue:

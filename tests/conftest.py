@@ -23,21 +23,46 @@ for _key, _value in TEST_ENV.items():
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
-# Tests that share a costly module- or session-scoped result run in one xdist worker (``make unit`` runs
-# ``pytest -n 2 --dist loadgroup``): by default each module is a group, so a module fixture is computed once; these
-# modules also share the clean reference runs of ``localrun.faults.reference_lake``.
-SHARED_GROUPS = {
-    "tests/e2e/test_fault_matrix.py": "fault-references",
-    "tests/integration/test_delivery_faults.py": "fault-references",
-}
+# Fixtures that start a server on 127.0.0.1 (the replay of the sources, moto's server): a test using one is marked
+# ``sockets``, and ``make test-fast`` (``--no-sockets``) leaves it out.
+SOCKET_FIXTURES = {"replay", "moto_server", "local_cloud", "releases", "missing_series_replay"}
+
+
+class SocketBlocked(RuntimeError):
+    """A test opened a socket under ``--no-sockets``: mark it ``sockets`` (it belongs to ``make test``)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-sockets",
+        action="store_true",
+        help="refuse every socket, even on 127.0.0.1, and leave out the tests marked sockets (make test-fast)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--no-sockets"):
+        import socket
+
+        def refuse(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
+            raise SocketBlocked(f"a socket was opened under --no-sockets ({args[0] if args else ''})")
+
+        for method in ("bind", "connect", "connect_ex"):
+            setattr(socket.socket, method, refuse)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    del config
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.nodeid.split("::", 1)[0]
-            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+        if SOCKET_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sockets)
+    # The modules with slow tests (local runs) go first: ``make unit`` hands whole modules to 2 workers in this order
+    # (``--dist loadscope``), so the long ones start early and the short ones fill in around them, not after.
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
+    if config.getoption("--no-sockets"):
+        kept = [item for item in items if item.get_closest_marker("sockets") is None]
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sockets")])
+        items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -3,10 +3,10 @@
 The first time pyarrow converts a Python value (``pa.scalar``, ``pa.array``, ``pa.table``), it imports pandas, if
 pandas is installed, only to ask whether the value is a pandas object. The AWS SDK for pandas layer, which brings
 pyarrow to these functions, installs pandas too, so every cold start paid for a pandas import that nothing used
-(about 0.3-0.5 s: DESIGN section 9 wants pandas loaded only where a code path needs it). ``skip_pandas_probe``
-lets pyarrow take that first look while pandas cannot be found, so pyarrow notes it as absent and does not look
-again on its own. An explicit conversion (``Table.to_pandas``, ``Table.from_pandas``) still imports pandas when it
-is asked for.
+(about 0.3-0.5 s, counted by the cold-import bar of ``make bench``: pandas loads only where a code path needs it).
+``skip_pandas_probe`` lets pyarrow take that first look while pandas cannot be found, so pyarrow notes it as absent
+and does not look again on its own. An explicit conversion (``Table.to_pandas``, ``Table.from_pandas``) still
+imports pandas when it is asked for.
 """
 
 from __future__ import annotations

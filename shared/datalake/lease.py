@@ -15,10 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
-from datalake.aws import client
-from datalake.state import StateError, is_condition_failure, to_item
+from datalake.state import ConditionFailed, Table, to_item
 
 logger = Logger(child=True)
 
@@ -27,7 +25,7 @@ class LeaseBusy(RuntimeError):
     """Another invocation holds the lease for longer than this one may wait: retry later."""
 
 
-class Lease:
+class Lease(Table):
     """Leases on named resources of one state table.
 
     Parameters
@@ -45,16 +43,9 @@ class Lease:
         lease_seconds: int = 900,
         wait_seconds: float = 60.0,
     ) -> None:
-        self.table_name = table_name
-        self._ddb = dynamodb
+        super().__init__(table_name, dynamodb)
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     @contextmanager
     def hold(self, resource: str) -> Iterator[None]:
@@ -84,33 +75,26 @@ class Lease:
     def _acquire(self, key: dict[str, str], token: str) -> bool:
         now = int(time.time())
         try:
-            self.ddb.put_item(
-                TableName=self.table_name,
+            self.call(
+                "put_item",
+                f"cannot take the lock {key['pk']}",
                 Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot take the lock {key['pk']}: {exc}") from exc
+        except ConditionFailed:
+            return False
         return True
 
     def _release(self, key: dict[str, str], token: str) -> None:
         try:
-            self.ddb.delete_item(
-                TableName=self.table_name,
+            self.call(
+                "delete_item",
+                f"cannot release the lock {key['pk']}",
                 Key=to_item(key),
                 ConditionExpression="#owner = :token",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":token": {"S": token}},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})
-                return
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot release the lock {key['pk']}: {exc}") from exc
+        except ConditionFailed:
+            logger.warning("lease expired before release; another holder took it", extra={"lock": key["pk"]})

@@ -11,6 +11,7 @@ One DynamoDB table, keyed ``pk``/``sk``:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,12 @@ class ConditionFailed(StateError):
 def is_condition_failure(exc: ClientError) -> bool:
     """Whether DynamoDB refused a write because its condition did not hold."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def utc_stamp(moment: datetime) -> str:
+    """A UTC time as fixed-width text (microseconds always present), so stamps compare as strings, in Python and
+    in DynamoDB conditions alike."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dataset_pk(source: str, dataset: str) -> str:
@@ -76,8 +83,14 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(v) for k, v in item.items()}
 
 
-class StateStore:
-    """Thin adapter over the state table. Errors become StateError so record handlers fail and retry."""
+class Table:
+    """One DynamoDB table. Its client is made on first use (the shared cached one, unless a test passes its own).
+
+    Parameters
+    ----------
+    table_name: the table.
+    dynamodb: a DynamoDB client (tests pass moto's or a fake); ``datalake.aws.client("dynamodb")`` otherwise.
+    """
 
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
         self.table_name = table_name
@@ -89,21 +102,74 @@ class StateStore:
             self._ddb = client("dynamodb")
         return self._ddb
 
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+    def call(self, operation: str, failure: str, **kwargs: Any) -> dict[str, Any]:
+        """One DynamoDB operation on this table (``TableName`` is added).
+
+        Parameters
+        ----------
+        operation: the client method, e.g. ``"put_item"``.
+        failure: what the error says before the cause, e.g. ``"cannot claim run id X in T"``.
+
+        Raises
+        ------
+        ConditionFailed
+            When the request's ``ConditionExpression`` did not hold (nothing was written).
+        StateError
+            When the table cannot be reached or refuses for another reason.
+        """
         try:
-            response = self.ddb.get_item(
-                TableName=self.table_name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot read {pk}/{sk} from {self.table_name}: {exc}") from exc
+            return getattr(self.ddb, operation)(TableName=self.table_name, **kwargs)
+        except ClientError as exc:
+            if "ConditionExpression" in kwargs and is_condition_failure(exc):
+                raise ConditionFailed(f"{failure}: the condition {kwargs['ConditionExpression']} did not hold") from exc
+            raise StateError(f"{failure}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StateError(f"{failure}: {exc}") from exc
+
+    def query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a partition (whose sort key starts with ``sk_prefix``), read consistently, all pages.
+
+        Raises
+        ------
+        StateError
+            When the table cannot be read.
+        """
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": _to_dynamo(pk)}
+        if sk_prefix:
+            condition += " AND begins_with(sk, :sk)"
+            values[":sk"] = _to_dynamo(sk_prefix)
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.call("query", f"cannot query {pk} in {self.table_name}", **kwargs)
+            items.extend(from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class StateStore(Table):
+    """Thin adapter over the state table. Errors become StateError so record handlers fail and retry."""
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self.call(
+            "get_item",
+            f"cannot read {pk}/{sk} from {self.table_name}",
+            Key=to_item({"pk": pk, "sk": sk}),
+            ConsistentRead=True,
+        )
         item = response.get("Item")
         return from_item(item) if item else None
 
     def put(self, pk: str, sk: str, values: dict[str, Any]) -> None:
-        try:
-            self.ddb.put_item(TableName=self.table_name, Item=to_item({**values, "pk": pk, "sk": sk}))
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot write {pk}/{sk} to {self.table_name}: {exc}") from exc
+        self.call(
+            "put_item", f"cannot write {pk}/{sk} to {self.table_name}", Item=to_item({**values, "pk": pk, "sk": sk})
+        )
 
     def update(
         self,
@@ -150,49 +216,17 @@ class StateStore:
         if condition:
             extra["ConditionExpression"] = condition
             values.update({k: _to_dynamo(v) for k, v in (condition_values or {}).items()})
-        try:
-            response = self.ddb.update_item(
-                TableName=self.table_name,
-                Key=to_item({"pk": pk, "sk": sk}),
-                UpdateExpression=expression,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                **extra,
-            )
-        except ClientError as exc:
-            if condition and is_condition_failure(exc):
-                raise ConditionFailed(f"{pk}/{sk} in {self.table_name} failed the condition {condition}") from exc
-            raise StateError(f"cannot update {pk}/{sk} in {self.table_name}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot update {pk}/{sk} in {self.table_name}: {exc}") from exc
+        response = self.call(
+            "update_item",
+            f"cannot update {pk}/{sk} in {self.table_name}",
+            Key=to_item({"pk": pk, "sk": sk}),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            **extra,
+        )
         return from_item(response["Attributes"])
 
-    def query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
-        condition = "pk = :pk"
-        values: dict[str, Any] = {":pk": _to_dynamo(pk)}
-        if sk_prefix:
-            condition += " AND begins_with(sk, :sk)"
-            values[":sk"] = _to_dynamo(sk_prefix)
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
-        }
-        try:
-            while True:
-                response = self.ddb.query(**kwargs)
-                items.extend(from_item(i) for i in response.get("Items", []))
-                if "LastEvaluatedKey" not in response:
-                    return items
-                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot query {pk} in {self.table_name}: {exc}") from exc
-
     def delete(self, pk: str, sk: str) -> None:
-        try:
-            self.ddb.delete_item(TableName=self.table_name, Key=to_item({"pk": pk, "sk": sk}))
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot delete {pk}/{sk} from {self.table_name}: {exc}") from exc
+        self.call("delete_item", f"cannot delete {pk}/{sk} from {self.table_name}", Key=to_item({"pk": pk, "sk": sk}))

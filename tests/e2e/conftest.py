@@ -25,17 +25,10 @@ from typing import Any
 
 import pytest
 
-from localrun.faults import (
-    RunAudit,
-    audit_run,
-    dead_letters,
-    mart_differences,
-    reference_lake,
-    reference_run_id,
-    run_local,
-    staging_differences,
-)
 from localrun.template import ROOT
+from tests.support.audit import RunAudit, audit_run, dead_letters
+from tests.support.lakes import mart_differences, staging_differences
+from tests.support.local_run import reference_lake, reference_run_id, run_local, session_root
 
 DLQ_ORDER = ("ExtractDLQ", "TransformDLQ", "ModelDLQ", "NotifyDLQ")
 
@@ -221,7 +214,7 @@ def scenario_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             selected.append(scenario)
     pool = ScenarioPool(
         tmp_path_factory.mktemp("fault-matrix"),
-        tmp_path_factory.getbasetemp() / "fault-references",  # shared with the delivery-fault tests
+        session_root(tmp_path_factory) / "fault-references",  # shared with the delivery-fault tests
         selected,
         int(os.environ.get("FAULT_MATRIX_WORKERS", "3")),
     )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,8 +14,9 @@ import pytest
 
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
-from localrun.faults import dead_letters
 from localrun.template import ROOT
+from tests.support.audit import dead_letters
+from tests.support.local_run import full_run, run_local
 from tests.unit.modeler.catalunya_answers import (
     MUNICIPALITIES_CSV,
     POPULATION_CSV,
@@ -42,23 +41,11 @@ PR_CURRENT = REPLAY / "bls_bulk" / "pr" / "pr.data.0.Current"
 POPULATION = REPLAY / "datausa" / "population.json"
 
 
-def local_run(lake_dir: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "localrun", "--lake-dir", str(lake_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory) -> tuple[Path, str]:
-    lake_dir = tmp_path_factory.mktemp("lake")
-    return lake_dir, local_run(lake_dir)
+    """The session's full default run (shared with the IAM evaluation, which only reads its recorded calls)."""
+    run = full_run(tmp_path_factory)
+    return run.lake_dir, run.output
 
 
 def test_the_run_prints_the_report_answers_computed_from_the_raw_files(first_run):
@@ -119,7 +106,7 @@ def test_best_year_lineage_names_the_mirrored_current_file_and_the_run(first_run
 def test_a_second_run_over_the_same_data_changes_nothing(first_run):
     lake_dir, _ = first_run
     before = {p: p.read_bytes() for p in (lake_dir / "marts").rglob("*") if p.is_file()}
-    output = local_run(lake_dir)
+    output = run_local(lake_dir).output
     assert re.search(r"== lake .*: 0 files written", output), output[-2000:]
     assert "odp-local-dev-modeler" not in output  # nothing staged, so no rebuild
     # no transform message at all: no landing, and no s3:TestEvent (the "stack" existed already; on AWS S3 sends

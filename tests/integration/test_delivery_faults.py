@@ -30,16 +30,10 @@ from typing import Any
 
 import pytest
 
-from localrun.faults import (
-    audit_run,
-    mart_differences,
-    reference_lake,
-    reference_run_id,
-    run_local,
-    run_record,
-    staging_differences,
-)
 from localrun.template import load_template
+from tests.support.audit import audit_run
+from tests.support.lakes import mart_differences, staging_differences
+from tests.support.local_run import reference_lake, reference_run_id, run_local, run_record, session_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -202,7 +196,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     selected = [item.originalname for item in request.session.items if item.module is request.module]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-faults") as pool:
         futures = {name: pool.submit(RUNS[name], base) for name in RUNS if name in selected}
-        futures["reference"] = pool.submit(reference_lake, tmp_path_factory.getbasetemp() / "fault-references", *SCOPE)
+        futures["reference"] = pool.submit(reference_lake, session_root(tmp_path_factory) / "fault-references", *SCOPE)
         yield futures
 
 
@@ -301,7 +295,8 @@ def test_poison_messages_reach_their_dlq_after_max_receive_count_while_batch_nei
     # AND the messages delivered beside them succeeded: the series landed, was staged and modelled
     assert before.entries[SERIES].ending == "landed" and before.lost == []
     assert stages["ModelerFunction"]["succeeded"] >= 1
-    assert list((lake / "marts" / "facts" / "fact_bls_observation").glob("survey=*/year=*/fact_bls_observation.parquet"))
+    fact = lake / "marts" / "facts" / "fact_bls_observation"
+    assert list(fact.glob("survey=*/year=*/fact_bls_observation.parquet"))  # one object per survey and year
     # WHEN the source is back and ExtractDLQ is redriven, THEN everything converges; the poisons stay put
     assert after.lost == [] and all(e.ending == "landed" for e in after.entries.values())
     assert diffs == [] and staging_differences(lake, reference) == []
@@ -424,7 +419,7 @@ def test_a_rebuild_that_publishes_nothing_leaves_the_run_summary_as_it_was():
     from datetime import UTC, datetime, timedelta
 
     from datalake.contracts import BuiltMart, DatasetStaged, MartsBuilt, RunStarted, StagedTable
-    from notifier.domain import reduce_run
+    from notifier.domain.runs import reduce_run
 
     run_id, start = "20261121T080000Z-0a1b2c3d", datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     started = RunStarted(run_id=run_id, trigger="manual", datasets=["datausa/population"], occurred_at=start)

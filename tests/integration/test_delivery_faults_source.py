@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from localrun.cloud import MotoServer
-from localrun.faults import AwsFaults, FaultPlan, SimulatedCrash
+from localrun.faults.aws import AwsFaults, SimulatedCrash
+from localrun.faults.plan import FaultPlan
 from localrun.replay import ReplayServer
 from tests.unit.extractor.support import REPLAY
 

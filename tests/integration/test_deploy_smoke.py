@@ -20,7 +20,7 @@ from localrun.template import load_template
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = "deploy-artifacts"
-# moto's CloudFormation skips these (DESIGN §11); cfn-lint, the template tests and the local runtime (which
+# moto's CloudFormation skips these; cfn-lint, the template tests and the local runtime (which
 # creates subscriptions, policies, notifications and Glue resources with boto3) cover them instead.
 UNSUPPORTED_BY_MOTO = {
     "AWS::Glue::Database",

@@ -16,7 +16,7 @@ from localrun.runner import Runner
 from scheduler.domain import chunks, plan_run
 from tests.unit.extractor.support import API_KEY, REPLAY, ServedBodies, bind_handler, response_objects
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 

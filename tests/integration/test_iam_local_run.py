@@ -8,10 +8,7 @@ recorded by ``checks.iam_run``. ``checks/iam_eval.py`` says what the evaluator m
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +18,9 @@ from checks.sam import package, transform_offline
 from localrun.cli import LOCAL_PARAMETERS
 from localrun.cloud import LocalCloud, MotoServer
 from localrun.template import Resolver, default_parameters, load_template
+from tests.support.local_run import full_run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "ModelerFunction", "NotifierFunction"}
@@ -30,22 +28,8 @@ FUNCTIONS = {"SchedulerFunction", "ExtractorFunction", "TransformerFunction", "M
 
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory) -> list[Call]:
-    """The recorded calls of one full local run, made once per session even when xdist workers share the module."""
-    shared = tmp_path_factory.getbasetemp().parent / "iam-local-run"  # the session's root, common to all workers
-    shared.mkdir(exist_ok=True)
-    out = shared / "calls.json"
-    with (shared / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not out.exists():
-            subprocess.run(
-                [sys.executable, "-m", "checks.iam_run", str(out), "--", "--lake-dir", str(shared / "lake")],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-    return [Call(**c) for c in json.loads(out.read_text())]
+    """The recorded calls of the session's full local run (made once, shared with the report tests)."""
+    return [Call(**c) for c in json.loads(full_run(tmp_path_factory).calls.read_text())]
 
 
 @pytest.fixture(scope="module")

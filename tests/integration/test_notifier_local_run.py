@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from datalake.state import from_item
-from localrun.template import ROOT
+from tests.support.local_run import run_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def local_run(lake: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "localrun", "--lake-dir", str(lake), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def run_id_of(output: str) -> str:
@@ -68,7 +53,7 @@ def test_the_local_run_prints_its_summary_with_the_counts_of_that_run(tmp_path):
     lake = tmp_path / "lake"
 
     # WHEN the pipeline runs on DataUSA for the first time
-    first = local_run(lake, "--source", "datausa")
+    first = run_local(lake, "--source", "datausa").output
     run_id = run_id_of(first)
     summary = summary_of(first, run_id)
 
@@ -110,7 +95,7 @@ def test_the_local_run_prints_its_summary_with_the_counts_of_that_run(tmp_path):
     assert {line.get("correlation_id") for line in logged} == {run_id}
 
     # WHEN it runs again over the same data, THEN that run's summary says nothing changed
-    second = local_run(lake, "--source", "datausa")
+    second = run_local(lake, "--source", "datausa").output
     run_2 = run_id_of(second)
     assert run_2 != run_id
     summary_2 = summary_of(second, run_2)

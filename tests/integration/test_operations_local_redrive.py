@@ -6,29 +6,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from localrun.redrive import DEAD_LETTERS_FILE
 from localrun.template import ROOT
+from tests.support.local_run import run_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def local_run(lake: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "localrun", "--lake-dir", str(lake), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def test_a_dead_lettered_dataset_is_redriven_processed_and_its_run_summary_updated(tmp_path):
@@ -38,7 +23,7 @@ def test_a_dead_lettered_dataset_is_redriven_processed_and_its_run_summary_updat
     for recording in (replay / "datausa").iterdir():
         recording.unlink()
     lake = tmp_path / "lake"
-    first = local_run(lake, "--source", "datausa", "--replay-dir", str(replay))
+    first = run_local(lake, "--source", "datausa", "--replay-dir", str(replay)).output
     run_id = re.search(r"^   run (\S+): 1 extract requests sent$", first, re.M).group(1)
     assert "   ExtractDLQ: 1 message(s)\n     - datausa/population: DataUSA population does not exist" in first
     assert re.search(rf"^RUN {run_id} \(manual\)\n(.*\n)*?  failed             1\n", first, re.M)
@@ -46,7 +31,7 @@ def test_a_dead_lettered_dataset_is_redriven_processed_and_its_run_summary_updat
     assert kept["queue"] == "ExtractDLQ" and json.loads(kept["body"])["dataset"] == "population"
 
     # WHEN the source is back (the bundled replay) and ExtractDLQ is redriven
-    second = local_run(lake, "--redrive", "ExtractDLQ")
+    second = run_local(lake, "--redrive", "ExtractDLQ").output
 
     # THEN the request went back to ExtractQueue, was extracted, staged and modelled, and the run's summary updated
     assert "dead letters kept from earlier runs: ExtractDLQ=1" in second

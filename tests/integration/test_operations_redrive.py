@@ -147,22 +147,16 @@ def test_the_notifier_processes_redriven_events_and_sends_the_summary(runs, tmp_
     assert redrive_local(second.cloud, "NotifyDLQ").moved == len(completion["Records"])
     from datalake.settings import NotifierSettings, load_settings
     from notifier import handler
+    from notifier.service import build_notifier
 
-    monkeypatch.setattr(
-        handler,
-        "settings",
-        load_settings(NotifierSettings, {**os.environ, **second.cloud.function_environment("NotifierFunction")}),
-    )
-    handler.notifier.cache_clear()
+    settings = load_settings(NotifierSettings, {**os.environ, **second.cloud.function_environment("NotifierFunction")})
     runner = Runner(second.cloud)
     runner._handlers.update(
         {"ExtractorFunction": None, "TransformerFunction": None, "ModelerFunction": None, "NotifierFunction": None}
     )
     runner._handlers["NotifierFunction"] = handler.lambda_handler
-    try:
+    with handler.notifier.use(build_notifier(settings)):
         runner.drain()
-    finally:
-        handler.notifier.cache_clear()
 
     # THEN every event was processed, and the run's summary reached the alerts inbox (what `make run` prints)
     stats = runner.stats["NotifierFunction"]

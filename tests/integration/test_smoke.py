@@ -12,8 +12,9 @@ import pytest
 from moto import mock_aws
 
 from ops.smoke import Check, Clients, check_athena, check_dlqs, check_reports, run_smoke, verdict, wait_for_marts
+from tests.aws_builders import create_state_table
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,15 +65,7 @@ def test_missing_reports_fail_the_smoke(aws):
 
 
 def _ledger(ddb):
-    ddb.create_table(
-        TableName="state",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_state_table(ddb, "state")
 
 
 def test_no_marts_built_in_time_fails_after_the_deadline(aws):

@@ -7,14 +7,13 @@ Over the bulk source only, for speed: the 2025-02 release (``--replay-dir``), th
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from localrun.template import ROOT
+from tests.support.local_run import run_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,19 +22,6 @@ PR_2026 = ROOT / "data" / "replay" / "bls_bulk" / "pr"
 PR_2025 = RELEASE_2025 / "bls_bulk" / "pr"
 REVISED = ("PRS30006032", 1995, "Q03")  # -0.1 in 2025-02, 0.0 in 2026-08
 BULK = Path("staging/bls_observation/source_kind=bulk/survey=pr")
-
-
-def local_run(lake: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "localrun", "--lake-dir", str(lake), "--source", "bls_bulk", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def raw_file(path: Path) -> dict[tuple[str, int, str], tuple[float | None, str | None]]:
@@ -65,12 +51,12 @@ def test_the_local_run_stages_each_pr_release_with_exact_values(tmp_path):
     old, new = raw_file(PR_2025 / "pr.data.0.Current"), raw_file(PR_2026 / "pr.data.0.Current")
 
     # 1. the 2025-02 release
-    local_run(lake, "--replay-dir", str(RELEASE_2025))
+    run_local(lake, "--source", "bls_bulk", "--replay-dir", str(RELEASE_2025))
     assert staged(lake, "pr.data.0.Current") == old
     assert len(staged(lake, "pr.data.1.AllData")) == 75_308
 
     # 2. the bundled 2026-08 release: every one of its 38,412 rows, exactly
-    local_run(lake)
+    run_local(lake, "--source", "bls_bulk")
     current = staged(lake, "pr.data.0.Current")
     assert len(current) == 38_412
     assert current == new
@@ -81,7 +67,7 @@ def test_the_local_run_stages_each_pr_release_with_exact_values(tmp_path):
 
     # 3. 2025-02 again: a newer full snapshot, so its values win and the quarters it lacks leave current staging
     # (1,761 of 38,412 rows, 4.6%: within what the plausibility guard accepts), kept in the retired-rows record
-    local_run(lake, "--replay-dir", str(RELEASE_2025))
+    run_local(lake, "--source", "bls_bulk", "--replay-dir", str(RELEASE_2025))
     current = staged(lake, "pr.data.0.Current")
     assert current[REVISED] == (-0.1, None)
     assert current == old

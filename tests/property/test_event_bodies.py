@@ -247,7 +247,7 @@ def test_the_modeler_fails_a_hostile_event_alone_and_writes_nothing(hostile_aws,
 def test_the_notifier_fails_a_hostile_message_alone_or_passes_it_on(hostile_aws, lambda_context, logs, body):
     from notifier import handler
 
-    handler.notifier.cache_clear()
+    handler.notifier.reset()
     before = all_keys(hostile_aws["s3"])
     try:
         response = handler.lambda_handler({"Records": [sqs_record(body)]}, lambda_context)

@@ -6,14 +6,11 @@ the extractor log its failures and retries too, so the error paths are searched 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from localrun.template import ROOT
+from tests.support.local_run import run_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,29 +20,27 @@ PLAN = {"name": "the API fails once", "source": [{"kind": "http_500", "endpoint"
 
 def test_a_local_run_with_a_bls_key_writes_the_key_nowhere(tmp_path):
     lake = tmp_path / "lake"
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps(PLAN))
-    done = subprocess.run(
-        [sys.executable, "-m", "localrun", "--lake-dir", str(lake), "--faults", str(plan)]
-        + ["--dataset", "LNS14000000", "--dataset", "CES0000000001", "--dataset", "population"],
-        cwd=ROOT,
-        env={**os.environ, "BLS_API_KEY": KEY},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    done = run_local(
+        lake,
+        "--dataset",
+        "LNS14000000",
+        "--dataset",
+        "CES0000000001",
+        "--dataset",
+        "population",
+        plan=PLAN,
+        env={"BLS_API_KEY": KEY},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "BLS API key: stored in local SSM (SecureString)" in done.stdout
+    assert "BLS API key: stored in local SSM (SecureString)" in done.output
 
     # the key was used: the extractor fetched with the keyed limits, and retried the failed query
     logs = sorted((lake / "_local" / "logs").glob("*.jsonl"))
     lines = [json.loads(line) for path in logs for line in path.read_text().splitlines() if line.startswith("{")]
     assert any(line.get("limits") == "50 series / 20 years" for line in lines)
-    assert "http_500 on bls_api (clears after 1): 1 of 2 matching requests faulted" in done.stdout
+    assert "http_500 on bls_api (clears after 1): 1 of 2 matching requests faulted" in done.output
 
     # AND it is nowhere: console, logs, or any file of the lake folder (text or binary)
-    assert KEY not in done.stdout and KEY not in done.stderr
+    assert KEY not in done.output and KEY not in done.errors
     files = [p for p in lake.rglob("*") if p.is_file()]
     assert len(files) > 20 and any(p.suffix == ".parquet" for p in files)
     holding = [str(p.relative_to(lake)) for p in files if KEY.encode() in p.read_bytes()]

@@ -34,7 +34,7 @@ from datalake.contracts import ExtractRequest, FileChange, HeldLanding, Manifest
 from datalake.lake import LakeStore
 from datalake.layout import bulk_mirror_key, bulk_mirror_prefix, held_key, landing_part_key, manifest_key
 from datalake.lease import Lease
-from datalake.state import StateStore
+from datalake.state import StateStore, utc_stamp
 from extractor.domain import bulk_file_role, mirror_digest, parse_bls_listing, plan_sync, sha256_hex
 from extractor.errors import DatasetNotFound, SourceUnavailable
 from extractor.http import Download, HttpClient
@@ -219,7 +219,7 @@ class BulkMirror:
         survey = request.dataset
         previous = self.lander.last_landing(request) or {}
         newer = previous.get("fetched_at")
-        if newer and newer > fetched.fetched_at.isoformat():
+        if newer and newer > utc_stamp(fetched.fetched_at):
             return self.lander.superseded(request, newer)
         mirrored = self.mirrored(survey)
         whole = {n: d for n, d in fetched.downloads.items() if n not in fetched.incomplete}
@@ -479,6 +479,6 @@ class BulkMirror:
                 "version_id": version_id,
                 "key": bulk_mirror_key(survey, name),
                 "run_id": fetched.request.run_id,
-                "fetched_at": fetched.fetched_at.isoformat(),
+                "fetched_at": utc_stamp(fetched.fetched_at),
             },
         )

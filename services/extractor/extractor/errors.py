@@ -65,7 +65,8 @@ class BadPayload(TransientFailure):
 
 
 # A payload the extractor's checks refuse is landed anyway on the request's last receive, so the raw bytes survive
-# and the transformer quarantines them with its reason (DESIGN section 6), instead of the request dying in the DLQ.
+# and the transformer quarantines them with its reason (docs/architecture.md: bad input is quarantined), instead of the
+# request dying in the DLQ.
 BAD_PAYLOAD_LANDED = "bad payload landed on the last receive, for quarantine"
 
 

@@ -42,7 +42,7 @@ from datalake.contracts import (
 from datalake.events import publish_event
 from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import held_key, landing_key, landing_part_key, manifest_key
-from datalake.state import ConditionFailed, StateStore, dataset_pk
+from datalake.state import ConditionFailed, StateStore, dataset_pk, utc_stamp
 from extractor.domain import sha256_hex
 from extractor.proof import IncompleteSnapshot, drop_accepted, missing_values, now_utc, row_drop
 from extractor.telemetry import telemetry
@@ -263,7 +263,7 @@ class Lander:
             fetched.restored.extend(f"staging file {key} was missing: landed again to stage it" for key in missing)
             logger.warning("staging files missing; landing again", extra={"missing": missing[:20]})
         newer = previous.get("fetched_at")
-        if newer and newer > fetched.fetched_at.isoformat():
+        if newer and newer > utc_stamp(fetched.fetched_at):
             self.discard_written(fetched, previous)
             return self.superseded(request, newer)
         drop = self.implausible(request, previous, fetched)
@@ -546,7 +546,7 @@ class Lander:
         transformer's own ordering (by ``fetched_at``) keeps from replacing the newer staging.
         """
         now = datetime.now(UTC).isoformat()
-        fetched_at = manifest.fetched.isoformat()
+        fetched_at = utc_stamp(manifest.fetched)
         try:
             self.state.update(
                 dataset_pk(manifest.source.value, manifest.dataset),

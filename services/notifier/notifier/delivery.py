@@ -8,7 +8,6 @@ nothing, and a repeat of the same failure within the window is counted rather th
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -18,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.aws import client
 from datalake.observability import register_secret
-from datalake.state import StateError, from_item, to_item
-from notifier.domain import Notice
+from datalake.parameters import ParameterError, SecureParameters
+from datalake.state import ConditionFailed, StateError, Table, from_item, to_item
+from notifier.domain.notice import Notice
 
 logger = Logger(child=True)
 
@@ -44,16 +44,8 @@ class Claim:
     suppressed_before: int = 0  # repeats counted in the previous window, told with the next notice
 
 
-@dataclass
-class DeliveryGuard:
-    table_name: str
-    dynamodb: Any | None = None
-
-    @property
-    def ddb(self) -> Any:
-        if self.dynamodb is None:
-            self.dynamodb = client("dynamodb")
-        return self.dynamodb
+class DeliveryGuard(Table):
+    """Claims of notices in the state table; errors become StateError (the record fails and retries)."""
 
     def _key(self, fingerprint: str) -> dict[str, Any]:
         return to_item({"pk": f"ALERT#{fingerprint}", "sk": "SENT"})
@@ -103,20 +95,17 @@ class DeliveryGuard:
                 }
             )
             try:
-                self.ddb.put_item(TableName=self.table_name, Item=to_item(values), **condition)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    continue  # another delivery claimed it first: look again
-                raise StateError(f"cannot claim alert {fingerprint}: {exc}") from exc
-            except BotoCoreError as exc:
-                raise StateError(f"cannot claim alert {fingerprint}: {exc}") from exc
+                self.call("put_item", f"cannot claim alert {fingerprint}", Item=to_item(values), **condition)
+            except ConditionFailed:
+                continue  # another delivery claimed it first: look again
             return Claim(True, frozenset(), suppressed)
         raise StateError(f"alert {fingerprint} kept changing while it was claimed")
 
     def _take_over(self, fingerprint: str, item: dict[str, Any], delivery_id: str, now: datetime) -> bool:
         try:
-            self.ddb.update_item(
-                TableName=self.table_name,
+            self.call(
+                "update_item",
+                f"cannot take over alert {fingerprint}",
                 Key=self._key(fingerprint),
                 UpdateExpression="SET claimed_by = :me, claimed_at = :now",
                 ConditionExpression="claimed_by = :old AND claimed_at = :old_at",
@@ -129,12 +118,8 @@ class DeliveryGuard:
                     }
                 ),
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StateError(f"cannot take over alert {fingerprint}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot take over alert {fingerprint}: {exc}") from exc
+        except ConditionFailed:
+            return False
         return True
 
     def mark(self, fingerprint: str, channel: Channel) -> None:
@@ -145,22 +130,19 @@ class DeliveryGuard:
         self._update(fingerprint, "SET complete = :t", {":t": {"BOOL": True}})
 
     def _get(self, fingerprint: str) -> dict[str, Any] | None:
-        try:
-            response = self.ddb.get_item(TableName=self.table_name, Key=self._key(fingerprint), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot read alert {fingerprint}: {exc}") from exc
+        response = self.call(
+            "get_item", f"cannot read alert {fingerprint}", Key=self._key(fingerprint), ConsistentRead=True
+        )
         return from_item(response["Item"]) if "Item" in response else None
 
     def _update(self, fingerprint: str, expression: str, values: dict[str, Any]) -> None:
-        try:
-            self.ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(fingerprint),
-                UpdateExpression=expression,
-                ExpressionAttributeValues=values,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot update alert {fingerprint}: {exc}") from exc
+        self.call(
+            "update_item",
+            f"cannot update alert {fingerprint}",
+            Key=self._key(fingerprint),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
 
 
 @dataclass
@@ -194,25 +176,19 @@ class Webhook:
     parameter_name: str | None
     ssm: Any | None = None
     post: Any = None  # (url, payload bytes) -> None; tests pass a fake
-    _cached: tuple[float, str | None] | None = field(default=None, repr=False)
+    parameters: SecureParameters | None = field(default=None, repr=False)
 
     def url(self) -> str | None:
         if not self.parameter_name:
             return None
-        if self._cached is not None and time.monotonic() - self._cached[0] < WEBHOOK_CACHE_S:
-            return self._cached[1]
-        ssm = self.ssm or client("ssm")
+        if self.parameters is None:
+            self.parameters = SecureParameters(self.ssm, max_age=WEBHOOK_CACHE_S)
         try:
-            value = ssm.get_parameter(Name=self.parameter_name, WithDecryption=True)["Parameter"]["Value"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise DeliveryError(f"cannot read the webhook parameter {self.parameter_name}: {exc}") from exc
-            value = None
-        except BotoCoreError as exc:
-            raise DeliveryError(f"cannot read the webhook parameter {self.parameter_name}: {exc}") from exc
+            value = self.parameters.get(self.parameter_name)
+        except ParameterError as exc:
+            raise DeliveryError(f"cannot read the webhook parameter {self.parameter_name}: {exc.__cause__}") from exc
         value = (value or "").strip() or None
         register_secret(value)
-        self._cached = (time.monotonic(), value)
         return value
 
     def send(self, notice: Notice) -> bool:

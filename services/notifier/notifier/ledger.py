@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from datalake.aws import client
 from datalake.contracts import DatasetStaged, DatasetUnchanged, PipelineEvent, RunStarted, parse_pipeline_event
-from datalake.state import StateError, from_item, to_item
-from notifier.domain import LedgerHint, dataset_ref, is_model_outcome, ledger_key, stamp, terminal_outcome
+from datalake.state import ConditionFailed, Table, from_item, to_item
+from datalake.state import utc_stamp as stamp
+from notifier.domain.notice import dataset_ref
+from notifier.domain.runs import LedgerHint, is_model_outcome, ledger_key, terminal_outcome
 
 LEDGER_RETENTION = timedelta(days=90)
 OPEN_INDEX_PK = "RUNS"
@@ -30,45 +29,24 @@ def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 @dataclass(frozen=True)
 class OpenRun:
     run_id: str
     first_seen_at: datetime
 
 
-class RunLedger:
+class RunLedger(Table):
     """The run ledger. Errors become StateError, so the record fails and retries."""
 
-    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
-        self.table_name = table_name
-        self._ddb = dynamodb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
-
     def _call(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.ddb, operation)(TableName=self.table_name, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
+        return self.call(operation, f"cannot {what} in {self.table_name}", **kwargs)
 
     def _conditional(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any] | None:
         """A conditional write; None when the condition does not hold (an older or repeated fact)."""
         try:
-            return getattr(self.ddb, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return None
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot {what} in {self.table_name}: {exc}") from exc
+            return self._call(operation, what, **kwargs)
+        except ConditionFailed:
+            return None
 
     # -- recording --------------------------------------------------------------------------------------------
     def record(self, event: PipelineEvent, now: datetime) -> LedgerHint:
@@ -160,7 +138,7 @@ class RunLedger:
     # -- reading ----------------------------------------------------------------------------------------------
     def events(self, run_id: str) -> list[PipelineEvent]:
         """Every event in the run's ledger."""
-        items = self._query(run_pk(run_id), "EVENT#")
+        items = self.query(run_pk(run_id), "EVENT#")
         return [parse_pipeline_event(item["event"]) for item in items]
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
@@ -180,22 +158,8 @@ class RunLedger:
     def open_runs(self) -> list[OpenRun]:
         return [
             OpenRun(run_id=item["run_id"], first_seen_at=_parse_stamp(item["first_seen_at"]))
-            for item in self._query(OPEN_INDEX_PK, "OPEN#")
+            for item in self.query(OPEN_INDEX_PK, "OPEN#")
         ]
-
-    def _query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
-            "ExpressionAttributeValues": to_item({":pk": pk, ":sk": sk_prefix}),
-            "ConsistentRead": True,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._call("query", f"query {pk}", **kwargs)
-            items.extend(from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- summaries ----------------------------------------------------------------------------------------------
     def mark_summarised(self, run_id: str, digest: str, now: datetime) -> None:

@@ -8,24 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from datalake.contracts import DatasetHeld, DatasetQuarantined, MartsBuilt, PipelineEvent, Source, StageFailed
 from notifier.delivery import AlertsTopic, DeliveryGuard, Webhook
-from notifier.domain import (
-    Notice,
-    RunReport,
-    alarm_notice,
-    forwarded_notice,
-    freshness_hours,
-    held_notice,
-    marts_notice,
-    parse_alarm,
-    quarantined_notice,
-    reduce_run,
-    stage_failed_notice,
-    summary_notice,
-)
+from notifier.domain.alarms import alarm_notice, forwarded_notice, parse_alarm
+from notifier.domain.events import held_notice, marts_notice, quarantined_notice, stage_failed_notice
+from notifier.domain.notice import Notice
+from notifier.domain.runs import RunReport, reduce_run
+from notifier.domain.summary import freshness_hours, summary_notice
 from notifier.ledger import RunLedger
 from notifier.links import ConsoleLinks
 
@@ -44,12 +35,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class Notifier:
+@dataclass(frozen=True)
+class Ports:
+    """What the notifier reads and writes. Each is an adapter over one AWS resource; a test hands it fakes.
+
+    ledger: the run ledger and the sources' freshness marks (the state table).
+    guard: claims a notice before it is sent, so each goes out once per window (the state table).
+    topic: the alerts topic (email).
+    webhook: the optional chat webhook, whose URL is a parameter in SSM.
+    """
+
     ledger: RunLedger
     guard: DeliveryGuard
     topic: AlertsTopic
     webhook: Webhook
+
+
+@dataclass
+class Notifier:
+    ports: Ports
     links: ConsoleLinks
     window: timedelta
     clock: Callable[[], datetime] = _utcnow
@@ -68,7 +72,7 @@ class Notifier:
             When a channel or the state table fails; the channels already served are remembered.
         """
         window = self.window if window is None else window
-        claim = self.guard.claim(notice.fingerprint, delivery_id, self.clock(), window)
+        claim = self.ports.guard.claim(notice.fingerprint, delivery_id, self.clock(), window)
         if not claim.send:
             return Delivery(notice, "suppressed")
         if claim.suppressed_before:
@@ -78,13 +82,13 @@ class Notifier:
             )
         sent: list[str] = []
         if "email" not in claim.channels_done:
-            self.topic.send(notice)
-            self.guard.mark(notice.fingerprint, "email")
+            self.ports.topic.send(notice)
+            self.ports.guard.mark(notice.fingerprint, "email")
             sent.append("email")
-        if "webhook" not in claim.channels_done and self.webhook.send(notice):
-            self.guard.mark(notice.fingerprint, "webhook")
+        if "webhook" not in claim.channels_done and self.ports.webhook.send(notice):
+            self.ports.guard.mark(notice.fingerprint, "webhook")
             sent.append("webhook")
-        self.guard.complete(notice.fingerprint)
+        self.ports.guard.complete(notice.fingerprint)
         return Delivery(notice, "sent" if sent else "already sent", tuple(sent))
 
     # -- pipeline events --------------------------------------------------------------------------------------
@@ -96,8 +100,8 @@ class Notifier:
         event: a validated pipeline event.
         delivery_id: the SNS MessageId, so a retry of this delivery resumes its own claims.
         """
-        hint = self.ledger.record(event, self.clock())
-        self.ledger.record_freshness(event)
+        hint = self.ports.ledger.record(event, self.clock())
+        self.ports.ledger.record_freshness(event)
         deliveries = []
         notice = self._immediate_notice(event, run_known=hint.expected is not None)
         if notice is not None:
@@ -125,12 +129,12 @@ class Notifier:
         A summary goes out once per state of the ledger: a duplicate event changes nothing, and a late outcome
         (after a redrive) that settles the run again sends an updated summary.
         """
-        report = reduce_run(run_id, self.ledger.events(run_id))
+        report = reduce_run(run_id, self.ports.ledger.events(run_id))
         if not report.settled and not force:
             return []
-        record = self.ledger.summary(run_id) or {}
+        record = self.ports.ledger.summary(run_id) or {}
         if int(record.get("summaries_sent", 0)) and record.get("last_digest") == report.digest:
-            self.ledger.close(run_id)
+            self.ports.ledger.close(run_id)
             return []
         notice = summary_notice(
             report,
@@ -141,9 +145,9 @@ class Notifier:
         )
         delivery = replace(self.deliver(notice, delivery_id, SUMMARY_WINDOW), report=report)
         if delivery.status == "suppressed":
-            self.ledger.close(run_id)  # the delivery that claimed this very summary sends it
+            self.ports.ledger.close(run_id)  # the delivery that claimed this very summary sends it
         else:
-            self.ledger.mark_summarised(run_id, report.digest, self.clock())
+            self.ports.ledger.mark_summarised(run_id, report.digest, self.clock())
         return [delivery]
 
     def settle(self, run_id: str | None, older_than: timedelta, delivery_id: str) -> list[Delivery]:
@@ -155,7 +159,7 @@ class Notifier:
         if run_id is not None:
             return self.summarise(run_id, delivery_id, force=True)
         now, deliveries = self.clock(), []
-        for open_run in self.ledger.open_runs():
+        for open_run in self.ports.ledger.open_runs():
             if now - open_run.first_seen_at >= older_than:
                 deliveries.extend(self.summarise(open_run.run_id, delivery_id, force=True))
         return deliveries
@@ -172,4 +176,25 @@ class Notifier:
     def freshness(self) -> dict[str, float | None]:
         """Hours since each source was last confirmed current in the lake (None: never)."""
         now = self.clock()
-        return {s.value: freshness_hours(now, *self.ledger.freshness_marks(s.value)) for s in Source}
+        return {s.value: freshness_hours(now, *self.ports.ledger.freshness_marks(s.value)) for s in Source}
+
+
+def build_notifier(settings: Any) -> Notifier:
+    """The notifier wired to AWS from a validated ``NotifierSettings``."""
+    _, _, _, region, account, _ = settings.alerts_topic_arn.split(":", 5)
+    return Notifier(
+        ports=Ports(
+            ledger=RunLedger(settings.state_table),
+            guard=DeliveryGuard(settings.state_table),
+            topic=AlertsTopic(settings.alerts_topic_arn),
+            webhook=Webhook(settings.webhook_url_param),
+        ),
+        links=ConsoleLinks(
+            region=region,
+            account_id=account,
+            prefix=settings.resource_prefix or "",
+            lake_bucket=settings.lake_bucket,
+            log_group_prefix=settings.log_group_prefix,
+        ),
+        window=timedelta(minutes=settings.dedupe_window_minutes),
+    )

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.aws import client
 from datalake.contracts import ExtractRequest
+from datalake.state import ConditionFailed, StateError, Table
 
 logger = Logger(child=True)
 
@@ -48,11 +49,11 @@ def claim_run_id(table: str, run_id: str, seed: str, now: datetime, ddb: Any | N
     ClaimError
         When DynamoDB cannot be reached or refuses for another reason.
     """
-    ddb = ddb or client("dynamodb")
     expires = int(now.timestamp()) + RUN_CLAIM_DAYS * 86400
     try:
-        ddb.put_item(
-            TableName=table,
+        Table(table, ddb).call(
+            "put_item",
+            f"cannot claim run id {run_id} in {table}",
             Item={
                 "pk": {"S": f"RUN#{run_id}"},
                 "sk": {"S": RUN_CLAIM_SK},
@@ -63,14 +64,10 @@ def claim_run_id(table: str, run_id: str, seed: str, now: datetime, ddb: Any | N
             ConditionExpression="attribute_not_exists(pk) OR seed = :seed",
             ExpressionAttributeValues={":seed": {"S": seed}},
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise RunIdTaken(
-                f"run_id {run_id} was already used by another invoke; omit run_id to get a fresh one"
-            ) from exc
-        raise ClaimError(f"cannot claim run id {run_id} in {table}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise ClaimError(f"cannot claim run id {run_id} in {table}: {exc}") from exc
+    except ConditionFailed as exc:
+        raise RunIdTaken(f"run_id {run_id} was already used by another invoke; omit run_id to get a fresh one") from exc
+    except StateError as exc:
+        raise ClaimError(str(exc)) from exc
 
 
 def _entry(index: int, request: ExtractRequest) -> dict[str, Any]:

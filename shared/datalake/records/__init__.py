@@ -3,8 +3,8 @@
 The field names and types mirror Powertools' parser models (``SqsRecordModel``, ``SnsNotificationModel``,
 ``S3Model``, ``EventBridgeModel``) one for one, so code reads exactly as it would with them. They are declared
 here because importing ``aws_lambda_powertools.utilities.parser.models`` builds every event model Powertools
-knows (API Gateway, Kafka, Kinesis, ...), which costs more cold start than the DESIGN §9 bar allows
-(≤ 1.2× boto3 + Logger/Metrics/Tracer); BatchProcessor accepts any pydantic model.
+knows (API Gateway, Kafka, Kinesis, ...), which costs more cold start than the cold-import bar of ``make bench``
+allows (bench/README.md); BatchProcessor accepts any pydantic model.
 
 Each trigger's models live in their own module (``sqs``, ``s3``, ``sns``, ``eventbridge``), loaded on first use of
 one of its names, so a function defines only the models of its own trigger at cold start (a pydantic class costs

@@ -22,6 +22,13 @@ import pytest
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.settings import ExtractorSettings, load_settings
 from localrun.replay import ReplayServer
+from tests.aws_builders import (
+    capture_topic,
+    create_idempotency_table,
+    create_lake_bucket,
+    create_state_table,
+    drain_queue,
+)
 from tests.conftest import FIXTURES, ROOT
 
 REPLAY = ROOT / "data" / "replay"
@@ -93,23 +100,9 @@ def create_test_aws() -> TestAws:
     """Inside ``mock_aws``: the extractor's bucket, tables, queues and topic (events captured on a queue)."""
     s3, ddb, sqs, sns, ssm = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "ssm"))
     bucket = os.environ["LAKE_BUCKET"]
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName=os.environ["STATE_TABLE"],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.create_table(
-        TableName=os.environ["IDEMPOTENCY_TABLE"],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_lake_bucket(s3, bucket)
+    create_state_table(ddb, os.environ["STATE_TABLE"])
+    create_idempotency_table(ddb, os.environ["IDEMPOTENCY_TABLE"])
     dlq = sqs.create_queue(QueueName="test-extract-dlq")["QueueUrl"]
     extract = sqs.create_queue(
         QueueName="test-extract",
@@ -121,30 +114,13 @@ def create_test_aws() -> TestAws:
         },
     )["QueueUrl"]
     assert dlq == os.environ["EXTRACT_DLQ_URL"]
-    topic = sns.create_topic(Name="test-pipeline")["TopicArn"]
+    topic, events = capture_topic(sns, sqs, "test-pipeline", "test-events")
     assert topic == os.environ["PIPELINE_TOPIC_ARN"]
-    events = sqs.create_queue(QueueName="test-events")["QueueUrl"]
-    sns.subscribe(
-        TopicArn=topic,
-        Protocol="sqs",
-        Endpoint="arn:aws:sqs:us-east-1:123456789012:test-events",
-        Attributes={"RawMessageDelivery": "true"},
-    )
     return TestAws(s3, ddb, sqs, sns, ssm, bucket, os.environ["STATE_TABLE"], extract, dlq, events)
 
 
 def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    messages = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not got:
-            return messages
-        messages.extend(got)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-        )
+    return drain_queue(sqs, url)
 
 
 def bind_handler(

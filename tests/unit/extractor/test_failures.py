@@ -273,6 +273,7 @@ def test_a_retry_after_beyond_the_time_budget_fails_fast(extractor, aws, replay,
     assert replay.counts["socrata_views"] == 1
 
 
+@pytest.mark.sockets
 def test_a_message_redriven_from_the_dlq_once_fixed_is_processed(aws, monkeypatch, lambda_context, tmp_path):
     # GIVEN a request dead-lettered because its dataset did not exist
     folder = replay_dir_with(tmp_path, (REPLAY, "socrata"))

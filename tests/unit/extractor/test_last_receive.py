@@ -5,7 +5,7 @@ SQS moves a message to the DLQ after ``maxReceiveCount`` receives, with no reaso
 extractor dead-letters the request itself, with ``failure_reason``, and tells people (``stage.failed``). A BLS API,
 DataUSA or Socrata payload that is still bad then (HTML with 200, truncated JSON, Socrata metadata without columns)
 is landed byte for byte instead: the raw payload survives and the transformer quarantines it with its reason
-(DESIGN section 6).
+(docs/architecture.md: bad input is quarantined).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from localrun.faults import _REWRITES, PlanDocument, SourceFault, page_of
+from localrun.faults.source import _REWRITES, page_of
+from localrun.faults.spec import PlanDocument, SourceFault
 from localrun.replay import ReplayRequest
 from tests.conftest import FIXTURES
 

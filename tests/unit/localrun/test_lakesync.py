@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import boto3
 import pytest
@@ -13,8 +12,8 @@ from moto import mock_aws
 
 from localrun import lakesync
 from localrun.lakesync import LocalLakeError, recover_lake, restore_table, save_lake
-from localrun.template import ROOT
 from tests.aws_builders import create_state_table
+from tests.support.local_run import localrun_process
 
 BUCKET = "lake"
 
@@ -131,9 +130,7 @@ def test_a_corrupt_state_file_is_named_with_the_fix(aws, tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "localrun", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
+    return localrun_process(*args, timeout=120)
 
 
 def test_make_run_names_a_corrupt_state_file_in_one_line_and_exits_2(tmp_path):

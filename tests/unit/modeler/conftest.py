@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from tests.aws_builders import capture_topic, create_lake_bucket, create_state_table, drain_queue
 from tests.unit.modeler.staging_builder import StagingLake
 
 
@@ -68,16 +71,7 @@ class ModelerAws:
 
     def events(self) -> list[dict]:
         """Every pipeline event published since the last call (drains the capture queue)."""
-        found = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            found.extend(json.loads(m["Body"]) for m in got)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.events_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        return [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.events_url)]
 
     def state_item(self, pk: str, sk: str) -> dict | None:
         from datalake.state import from_item
@@ -86,32 +80,25 @@ class ModelerAws:
         return from_item(item["Item"]) if "Item" in item else None
 
 
-@pytest.fixture
-def modeler_aws():
+@contextmanager
+def modeler_moto() -> Iterator[ModelerAws]:
+    """moto, in-process: the versioned lake bucket, the state table, and the pipeline topic captured on a queue."""
     with mock_aws():
         s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
         bucket = os.environ["LAKE_BUCKET"]
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        ddb.create_table(
-            TableName=os.environ["STATE_TABLE"],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
+        create_lake_bucket(s3, bucket)
+        create_state_table(ddb, os.environ["STATE_TABLE"])
+        topic, events_url = capture_topic(
+            sns, sqs, os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1], "captured-events"
         )
-        topic = sns.create_topic(Name=os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
         assert topic == os.environ["PIPELINE_TOPIC_ARN"]
-        events_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint="arn:aws:sqs:us-east-1:123456789012:captured-events",
-            Attributes={"RawMessageDelivery": "true"},
-        )
         yield ModelerAws(s3, ddb, sqs, bucket, events_url, StagingLake(s3, bucket))
+
+
+@pytest.fixture
+def modeler_aws():
+    with modeler_moto() as kit:
+        yield kit
 
 
 @pytest.fixture

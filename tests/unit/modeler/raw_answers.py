@@ -1,7 +1,7 @@
 """The report answers computed straight from the raw files, for the tests to compare the marts with.
 
 Independent of the modeler and of any staging code: Python's csv and json modules, Decimal and Fraction
-arithmetic, the rules of DESIGN section 5 written out again.
+arithmetic, the rules of docs/reports.md written out again.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The mart functions on tiny tables: each rule of DESIGN section 5, one at a time."""
+"""The mart functions on tiny tables: each rule of docs/reports.md, one at a time."""
 
 from __future__ import annotations
 

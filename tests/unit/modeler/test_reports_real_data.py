@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 
 from modeler.registry import MARTS
-from tests.conftest import load_event
+from tests.conftest import FakeLambdaContext, load_event
+from tests.unit.modeler.conftest import modeler_moto
 from tests.unit.modeler.raw_answers import (
     expected_best_years,
     expected_correlations,
@@ -29,16 +30,21 @@ SERIES_POPULATION_KEY = "marts/reports/series_population/series_population.parqu
 CORRELATION_KEY = "marts/reports/bls_population_correlation/bls_population_correlation.parquet"
 
 
-@pytest.fixture
-def built(modeler_aws, modeler_handler, lambda_context):
+@pytest.fixture(scope="module")
+def built():
     """Staging of the 2026-08 release (Current and AllData files, series), population, SIAD and the Catalunya
-    sources, then one build."""
-    modeler_aws.staging.stage_all()
-    all_data = bulk_observations(PR_DIR / "pr.data.1.AllData", RUN_ID, version_id="v-alldata-1")
-    modeler_aws.staging.write("bls_observation", all_data, {"source_kind": "bulk", "survey": "pr"})
-    response = modeler_handler.lambda_handler(load_event("modeler_staged_batch.json"), lambda_context)
-    assert response == {"batchItemFailures": []}
-    return modeler_aws
+    sources, then one build; made once for the module (the tests only read it)."""
+    from datalake.aws import reset_clients
+    from modeler import handler
+
+    reset_clients()
+    with modeler_moto() as modeler_aws:
+        modeler_aws.staging.stage_all()
+        all_data = bulk_observations(PR_DIR / "pr.data.1.AllData", RUN_ID, version_id="v-alldata-1")
+        modeler_aws.staging.write("bls_observation", all_data, {"source_kind": "bulk", "survey": "pr"})
+        response = handler.lambda_handler(load_event("modeler_staged_batch.json"), FakeLambdaContext())
+        assert response == {"batchItemFailures": []}
+        yield modeler_aws
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+
+from tests.aws_builders import capture_topic, create_state_table, drain_queue
 
 ALERTS_INBOX = "test-alerts-inbox"
 # The events/notifier_*.json samples come from a stack "opendata", stage dev.
@@ -25,21 +28,22 @@ class NotifierAws:
     ssm: Any
     inbox_url: str
     handler: Any
+    settings: Any  # NotifierSettings of the stack the samples come from
+    scope: ExitStack
+
+    def compose(self, **ports: Any) -> Any:
+        """The notifier of the sample stack on moto, with the given ports replaced by fakes; the handler serves it
+        until the test ends. Returns the composed ``Notifier`` (its ``clock`` can be set)."""
+        from notifier.service import build_notifier
+
+        service = build_notifier(self.settings)
+        service.ports = replace(service.ports, **ports)
+        return self.scope.enter_context(self.handler.notifier.use(service))
 
     def inbox(self) -> list[dict[str, str]]:
         """Every message the alerts topic delivered since the last call: {"subject", "body"}."""
-        messages = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return messages
-            for m in got:
-                envelope = json.loads(m["Body"])
-                messages.append({"subject": envelope.get("Subject"), "body": envelope["Message"]})
-            self.sqs.delete_message_batch(
-                QueueUrl=self.inbox_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        envelopes = [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.inbox_url)]
+        return [{"subject": e.get("Subject"), "body": e["Message"]} for e in envelopes]
 
     def items(self, prefix: str) -> list[dict[str, Any]]:
         from datalake.state import from_item
@@ -49,31 +53,29 @@ class NotifierAws:
 
 
 @pytest.fixture
-def notifier_aws(monkeypatch):
-    """moto with the notifier's resources; the handler module with fresh adapters for each test."""
-    with mock_aws():
+def notifier_aws():
+    """moto with the notifier's resources; the handler serves a notifier composed afresh for each test, for the
+    stack the samples come from (``compose`` replaces ports with fakes)."""
+    with mock_aws(), ExitStack() as scope:
         ddb, sns, sqs = boto3.client("dynamodb"), boto3.client("sns"), boto3.client("sqs")
-        ddb.create_table(
-            TableName=os.environ["STATE_TABLE"],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        topic = sns.create_topic(Name=os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
+        create_state_table(ddb, os.environ["STATE_TABLE"])
+        alerts = os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1]
+        topic, inbox_url = capture_topic(sns, sqs, alerts, ALERTS_INBOX, raw=False)  # the email sees the envelope
         assert topic == os.environ["ALERTS_TOPIC_ARN"]
-        inbox_url = sqs.create_queue(QueueName=ALERTS_INBOX)["QueueUrl"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:us-east-1:123456789012:{ALERTS_INBOX}")
         from datalake.settings import NotifierSettings, load_settings
         from notifier import handler
 
-        # Settings are read once at import; the tests name the stack the samples come from.
-        monkeypatch.setattr(handler, "settings", load_settings(NotifierSettings, {**os.environ, **SAMPLE_STACK}))
-        handler.notifier.cache_clear()
-        yield NotifierAws(ddb=ddb, sqs=sqs, ssm=boto3.client("ssm"), inbox_url=inbox_url, handler=handler)
-        handler.notifier.cache_clear()
+        kit = NotifierAws(
+            ddb=ddb,
+            sqs=sqs,
+            ssm=boto3.client("ssm"),
+            inbox_url=inbox_url,
+            handler=handler,
+            settings=load_settings(NotifierSettings, {**os.environ, **SAMPLE_STACK}),
+            scope=scope,
+        )
+        kit.compose()
+        yield kit
 
 
 class CapturedLogs:

@@ -8,21 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from datalake.contracts import parse_pipeline_event
-from notifier.domain import (
-    alarm_notice,
-    ascii_subject,
-    duration,
-    freshness_hours,
-    held_notice,
-    ledger_key,
-    normalise_reason,
-    parse_alarm,
-    quarantined_notice,
-    reduce_run,
-    stage_failed_notice,
-    summary_counts,
-    summary_notice,
-)
+from notifier.domain.alarms import alarm_notice, parse_alarm
+from notifier.domain.events import held_notice, quarantined_notice, stage_failed_notice
+from notifier.domain.notice import ascii_subject, duration, normalise_reason
+from notifier.domain.runs import ledger_key, reduce_run
+from notifier.domain.summary import freshness_hours, summary_counts, summary_notice
 from notifier.links import ConsoleLinks
 from tests.conftest import load_event
 

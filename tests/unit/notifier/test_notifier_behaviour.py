@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from notifier.delivery import DeliveryError
+from notifier.delivery import AlertsTopic, DeliveryError, Webhook
+from notifier.invocations import BadNotifierRequest
 from tests.conftest import FakeLambdaContext, load_event
 
 RUN = "20261121T080000Z-3f9a1c2e"
@@ -113,7 +115,7 @@ def test_a_failed_channel_is_retried_alone(notifier_aws, lambda_context):
         if len(posts) == 1:
             raise DeliveryError("the webhook answered HTTP 503")
 
-    notifier_aws.handler.notifier().webhook.post = flaky_post
+    notifier_aws.compose(webhook=Webhook("/test/notifier/webhook-url", post=flaky_post))
     event = load_event("notifier_stage_failed.json")
 
     # WHEN the record fails on the webhook (the whole one-record batch fails), then Lambda delivers it again
@@ -132,6 +134,7 @@ def test_a_failed_channel_is_retried_alone(notifier_aws, lambda_context):
     assert notifier_aws.inbox() == [] and len(posts) == 2
 
 
+@pytest.mark.sockets  # a connection refused on 127.0.0.1
 def test_the_webhook_url_never_reaches_a_log_line_or_an_error(notifier_aws, lambda_context, captured_logs):
     # GIVEN a webhook URL in SSM that cannot be reached (a closed port on this machine)
     with socket.socket() as probe:
@@ -157,7 +160,7 @@ def test_the_webhook_url_never_reaches_a_log_line_or_an_error(notifier_aws, lamb
 
 def test_no_webhook_parameter_means_email_only(notifier_aws, lambda_context):
     service = notifier_aws.handler.notifier()
-    assert service.webhook.url() is None
+    assert service.ports.webhook.url() is None
     notifier_aws.handler.lambda_handler(load_event("notifier_stage_failed.json"), lambda_context)
     [message] = notifier_aws.items("ALERT#")
     assert message["channels"] == ["email"]
@@ -225,6 +228,19 @@ def test_freshness_reads_the_transformers_mark_too(notifier_aws):
     service = notifier_aws.handler.notifier()
     service.clock = at("2026-11-22T08:00:00+00:00")
     assert service.freshness()["socrata"] == 6.0
+
+
+@dataclass
+class SwitchableTopic:
+    """The alerts topic, or SNS down: a fake of the notifier's ``topic`` port."""
+
+    real: AlertsTopic
+    down: bool = False
+
+    def send(self, notice) -> str:
+        if self.down:
+            raise DeliveryError("could not publish: SNS is down")
+        return self.real.send(notice)
 
 
 def started(datasets: list[str], run: str = "20261122T080000Z-aa11bb22") -> dict:
@@ -298,7 +314,7 @@ def test_a_manual_settle_closes_one_run_now(notifier_aws, lambda_context):
 
 
 def test_a_direct_invoke_that_is_not_a_request_is_refused(notifier_aws, lambda_context):
-    with pytest.raises(notifier_aws.handler.BadNotifierRequest):
+    with pytest.raises(BadNotifierRequest):
         notifier_aws.handler.lambda_handler({"action": "explode"}, lambda_context)
 
 
@@ -345,22 +361,19 @@ def test_a_budget_notification_on_the_alarm_topic_is_passed_on(notifier_aws, lam
     assert "budget is greater than $40.00 for the current month." in message["body"]
 
 
-def test_a_summary_whose_delivery_died_is_taken_over_after_the_lease(notifier_aws, lambda_context, monkeypatch):
+def test_a_summary_whose_delivery_died_is_taken_over_after_the_lease(notifier_aws, lambda_context):
     handler = notifier_aws.handler
-    service = handler.notifier()
+    topic = SwitchableTopic(AlertsTopic(notifier_aws.settings.alerts_topic_arn))
+    service = notifier_aws.compose(topic=topic)
     service.clock = at("2026-11-22T09:00:00+00:00")
     handler.lambda_handler(batch(started(["datausa/population"])), lambda_context)
-    real_send = service.topic.send
-
-    def sns_down(notice):
-        raise DeliveryError("could not publish: SNS is down")
 
     # GIVEN a manual settle that claimed the summary, then died on SNS (each manual invoke is a new delivery)
-    monkeypatch.setattr(service.topic, "send", sns_down)
+    topic.down = True
     request = {"action": "settle", "run_id": "20261122T080000Z-aa11bb22"}
     with pytest.raises(DeliveryError):
         handler.lambda_handler(request, FakeLambdaContext())
-    monkeypatch.setattr(service.topic, "send", real_send)
+    topic.down = False
 
     # WHEN settled again within the lease, the claim still belongs to the dead delivery: nothing is sent
     service.clock = at("2026-11-22T09:05:00+00:00")

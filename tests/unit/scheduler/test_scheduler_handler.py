@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from datalake.catalog import load_catalog
 from datalake.contracts import ExtractRequest, Source, Trigger
-from tests.aws_builders import create_state_table
+from scheduler.service import BadScheduleRequest
+from tests.aws_builders import create_state_table, drain_queue
 from tests.conftest import load_event
 
 
@@ -36,17 +37,7 @@ def aws():
 
 
 def drain(sqs, url) -> list[dict]:
-    bodies = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
-        if not got:
-            return bodies
-        bodies.extend(got)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-        )
+    return drain_queue(sqs, url)
 
 
 def test_scheduled_event_sends_one_valid_message_per_catalog_entry(aws, lambda_context):
@@ -103,7 +94,7 @@ def test_backfill_request_carries_its_window(aws, lambda_context):
 
 def test_bad_request_names_every_problem_and_sends_nothing(aws, lambda_context):
     sqs, url, events_queue, handler = aws
-    with pytest.raises(handler.BadScheduleRequest) as raised:
+    with pytest.raises(BadScheduleRequest) as raised:
         handler.lambda_handler(load_event("scheduler_bad_request.json"), lambda_context)
     message = str(raised.value)
     assert "nothing sent" in message
@@ -114,7 +105,7 @@ def test_bad_request_names_every_problem_and_sends_nothing(aws, lambda_context):
 
 def test_unknown_dataset_is_refused_before_sending(aws, lambda_context):
     sqs, url, _, handler = aws
-    with pytest.raises(handler.BadScheduleRequest, match="NOPE0000"):
+    with pytest.raises(BadScheduleRequest, match="NOPE0000"):
         handler.lambda_handler({"trigger": "manual", "datasets": ["LNS14000000", "NOPE0000"]}, lambda_context)
     assert drain(sqs, url) == []
 
@@ -134,7 +125,7 @@ def test_unknown_dataset_is_refused_before_sending(aws, lambda_context):
 )
 def test_malformed_requests_get_one_clear_error_and_send_nothing(aws, lambda_context, payload, problem):
     sqs, url, events_queue, handler = aws
-    with pytest.raises(handler.BadScheduleRequest) as raised:
+    with pytest.raises(BadScheduleRequest) as raised:
         handler.lambda_handler(payload, lambda_context)
     assert problem in str(raised.value)
     assert "nothing sent" in str(raised.value)
@@ -144,7 +135,7 @@ def test_malformed_requests_get_one_clear_error_and_send_nothing(aws, lambda_con
 def test_thousands_of_unknown_ids_give_a_short_error(aws, lambda_context):
     sqs, url, _, handler = aws
     unknown = [f"NOPE{i:06d}" for i in range(10_000)]
-    with pytest.raises(handler.BadScheduleRequest) as raised:
+    with pytest.raises(BadScheduleRequest) as raised:
         handler.lambda_handler({"trigger": "manual", "datasets": unknown}, lambda_context)
     message = str(raised.value)
     assert len(message) < 400, len(message)
@@ -159,7 +150,7 @@ def test_a_reused_run_id_is_refused_and_a_retried_scheduled_event_is_not(aws, la
     assert first["run_id"] == request["run_id"] and len(drain(sqs, url)) == 1
 
     # a second invoke with the same run id would be answered by the extractor's idempotency records for a week
-    with pytest.raises(handler.BadScheduleRequest, match="run_id 20261203T080000Z-0123abcd was already used"):
+    with pytest.raises(BadScheduleRequest, match="run_id 20261203T080000Z-0123abcd was already used"):
         handler.lambda_handler(request, lambda_context)
     assert drain(sqs, url) == []
 

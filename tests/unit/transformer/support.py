@@ -28,6 +28,13 @@ from moto import mock_aws
 
 from datalake.contracts import FileChange, Manifest, ManifestPart, Source
 from datalake.layout import bls_api_response_key, bulk_mirror_key, landing_key, landing_part_key, manifest_key
+from tests.aws_builders import (
+    capture_topic,
+    create_idempotency_table,
+    create_lake_bucket,
+    create_state_table,
+    drain_queue,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "transformer"
@@ -128,16 +135,7 @@ class TransformerAws:
     # -- events and state ---------------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
         """Every pipeline event published since the last call (drains the capture queue)."""
-        found = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            found.extend(json.loads(m["Body"]) for m in got)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.events_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
-            )
+        return [json.loads(m["Body"]) for m in drain_queue(self.sqs, self.events_url)]
 
     def state_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         from datalake.state import from_item
@@ -331,30 +329,11 @@ def transformer_aws() -> Iterator[TransformerAws]:
     with mock_aws():
         s3, ddb, sqs, sns, glue = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "glue"))
         bucket = os.environ["LAKE_BUCKET"]
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        ddb.create_table(
-            TableName=os.environ["STATE_TABLE"],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.create_table(
-            TableName=os.environ["IDEMPOTENCY_TABLE"],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        topic = sns.create_topic(Name=os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
-        events_url = sqs.create_queue(QueueName="transformer-test-events")["QueueUrl"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint=f"arn:aws:sqs:us-east-1:{ACCOUNT}:transformer-test-events",
-            Attributes={"RawMessageDelivery": "true"},
+        create_lake_bucket(s3, bucket)
+        create_state_table(ddb, os.environ["STATE_TABLE"])
+        create_idempotency_table(ddb, os.environ["IDEMPOTENCY_TABLE"])
+        _, events_url = capture_topic(
+            sns, sqs, os.environ["PIPELINE_TOPIC_ARN"].rsplit(":", 1)[1], "transformer-test-events"
         )
         glue.create_database(DatabaseInput={"Name": os.environ["GLUE_DATABASE"]})
         yield TransformerAws(s3, ddb, sqs, sns, glue, bucket, events_url)
