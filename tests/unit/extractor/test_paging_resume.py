@@ -24,6 +24,8 @@ from tests.unit.extractor.support import bind_handler, create_test_aws, drain, r
 DATASET = "scal-0001"
 ROWS = 23
 PAGE = 5
+pytestmark = pytest.mark.sockets  # the replay of the source serves pages on 127.0.0.1
+
 FETCHED_AT = datetime(2026, 11, 21, 8, 0, 3, tzinfo=UTC)
 VIEWS = {
     "id": DATASET,
