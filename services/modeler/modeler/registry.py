@@ -18,6 +18,7 @@ from functools import cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datalake.athena_types import athena_columns
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
 from modeler import domain as d
@@ -326,24 +327,9 @@ def downstream_of(name: str, marts: Iterable[MartSpec] = MARTS) -> set[str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def athena_type(data_type: pa.DataType) -> str:
-    """The Hive/Athena type that reads an Arrow type as written to Parquet."""
-    simple = {
-        pa.string(): "string",
-        pa.int32(): "int",
-        pa.int64(): "bigint",
-        pa.float64(): "double",
-        pa.bool_(): "boolean",
-        pa.date32(): "date",
-    }
-    if data_type in simple:
-        return simple[data_type]
-    raise TypeError(f"no Athena type for {data_type}")
-
-
 def glue_columns(spec: MartSpec) -> list[dict[str, str]]:
     """The columns a mart's files hold (a partitioned mart's partition columns are in its paths: Hive's layout)."""
-    return [{"Name": f.name, "Type": athena_type(f.type)} for f in spec.schema if f.name not in spec.partition_by]
+    return athena_columns(spec.schema, exclude=spec.partition_by)
 
 
 def glue_partition_keys(spec: MartSpec) -> list[dict[str, str]]:

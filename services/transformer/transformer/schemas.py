@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from datalake.athena_types import athena_columns
+
 INGESTED_AT = pa.timestamp("us", tz="UTC")
 LINEAGE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("_source", pa.string()),  # the landing object key (``key?versionId=..`` for a mirrored file)
@@ -179,25 +181,6 @@ def snake_case(name: str) -> str:
     return f"c_{text}" if text[0].isdigit() else text
 
 
-_GLUE_TYPES: dict[pa.DataType, str] = {
-    pa.string(): "string",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.float64(): "double",
-    pa.bool_(): "boolean",
-    pa.date32(): "date",
-}
-
-
-def glue_type(data_type: pa.DataType) -> str:
-    """The Hive/Glue type Athena reads a Parquet column of this Arrow type as."""
-    if pa.types.is_timestamp(data_type):
-        return "timestamp"
-    try:
-        return _GLUE_TYPES[data_type]
-    except KeyError as exc:
-        raise ValueError(f"no Glue type for Arrow type {data_type}") from exc
-
-
 def glue_columns(schema: pa.Schema) -> list[dict[str, str]]:
-    return [{"Name": f.name, "Type": glue_type(f.type)} for f in schema]
+    """A staging table's Glue columns (its partition columns are in its paths, not in ``schema``)."""
+    return athena_columns(schema)

@@ -8,12 +8,13 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from datalake.athena_types import athena_type
 from datalake.catalog import load_catalog
 from datalake.contracts import Source
 from localrun.template import Resolver, default_parameters, load_template, resources_of
 from tests.unit.transformer.landing_fixtures import commit_all
 from tests.unit.transformer.support import stage
-from transformer.schemas import BLS_OBSERVATION, BLS_SERIES, BLS_SURVEYS, POPULATION, STATIC_TABLES, glue_type
+from transformer.schemas import BLS_OBSERVATION, BLS_SERIES, BLS_SURVEYS, POPULATION, STATIC_TABLES
 
 
 def template_tables() -> dict[str, dict]:
@@ -30,14 +31,14 @@ def template_tables() -> dict[str, dict]:
 
 def parquet_columns(data: bytes) -> list[tuple[str, str]]:
     schema = pq.read_schema(io.BytesIO(data))
-    return [(f.name, glue_type(f.type)) for f in schema]
+    return [(f.name, athena_type(f.type)) for f in schema]
 
 
 @pytest.mark.parametrize("spec", STATIC_TABLES, ids=lambda s: s.name)
 def test_template_declares_each_staging_table_as_its_spec(spec):
     table = template_tables()[spec.name]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
-    assert columns == [(f.name, glue_type(f.type)) for f in spec.schema]
+    assert columns == [(f.name, athena_type(f.type)) for f in spec.schema]
     assert [k["Name"] for k in table.get("PartitionKeys", [])] == list(spec.partition_keys)
     assert table["StorageDescriptor"]["Location"] == f"s3://odp-local-dev-lake-123456789012/staging/{spec.name}/"
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
