@@ -111,8 +111,8 @@ def pandas_json(source: str, target: str) -> dict[str, Any]:
 
 
 def staging(kind: str, source: str, target_dir: str) -> dict[str, Any]:
-    """The transformer's own staging path, the code Lambda runs (see transformer.bench_entry)."""
-    from transformer.bench_entry import stage_file
+    """The transformer's own staging path, the code Lambda runs (see bench.staging_entry)."""
+    from bench.staging_entry import stage_file
 
     return stage_file(kind, Path(source), Path(target_dir))
 
@@ -171,7 +171,7 @@ PREIMPORTS = {
     "floor_ndjson": ("pyarrow.json", "pyarrow.parquet", "bench.gen_socrata"),
     "pandas_tsv": ("pandas", "pyarrow.parquet"),
     "pandas_json": ("pandas", "pyarrow.parquet"),
-    "staging": ("pyarrow.csv", "pyarrow.json", "pyarrow.parquet", "pyarrow.compute", "transformer.bench_entry"),
+    "staging": ("pyarrow.csv", "pyarrow.json", "pyarrow.parquet", "pyarrow.compute", "bench.staging_entry"),
 }
 
 

@@ -1,7 +1,7 @@
 """Bounded memory: a 1,000,000-row Socrata-shaped landing stages within a 512 MB Lambda.
 
 Peak RSS is measured in a fresh process running the transformer's own staging code path
-(``transformer.bench_entry``), as the kernel's high-water mark of that process's memory (``VmHWM``). Not
+(``bench.staging_entry``), as the kernel's high-water mark of that process's memory (``VmHWM``). Not
 ``ru_maxrss``: Linux carries a forked child's pre-exec high-water mark (here, pytest's own size) into it. This test
 asserts the bound, not a duration.
 """
@@ -75,7 +75,7 @@ def test_a_million_socrata_rows_stage_within_a_512_mb_lambda(tmp_path):
     probe = (
         "import json\n"
         "from pathlib import Path\n"
-        "from transformer.bench_entry import stage_file\n"
+        "from bench.staging_entry import stage_file\n"
         f"result = stage_file('socrata', Path({str(source)!r}), Path({str(tmp_path / 'out')!r}))\n"
         "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
         "result['peak_rss_mb'] = int(status['VmHWM'].split()[0]) / 1024\n"

@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from transformer.adapters import ParquetSpool, SpooledFile, StagingStore
 from transformer.bls import ObservationPiece
 from transformer.domain import align, replace_with_snapshot
+from transformer.parquet_spool import ParquetSpool, SpooledFile
 from transformer.schemas import TableSpec
+from transformer.stores import StagingStore
 
 EXISTING_BATCH_ROWS = 1 << 17
 

@@ -173,7 +173,7 @@ def label(value: str, length: int) -> pa.DictionaryArray:
 
     Lineage and file names repeat on every row of a landing; materialised, they were the largest columns of a bulk
     file in memory, and the Parquet writer hashed every copy to encode them. Staging files are written without
-    pyarrow's own schema (``adapters.PARQUET_OPTIONS``), so readers get plain text back.
+    pyarrow's own schema (``parquet_spool.PARQUET_OPTIONS``), so readers get plain text back.
     """
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], pa.string()))
 

@@ -28,20 +28,9 @@ from datalake.contracts import (
     StagedTable,
 )
 from datalake.layout import BLS_API_RESPONSES, bulk_mirror_key, parse_landing_key
+from datalake.lease import Lease
+from datalake.state import utc_stamp
 from transformer import bls, datausa, socrata
-from transformer.adapters import (
-    GlueCatalog,
-    LandingReader,
-    ParquetSpool,
-    PartitionLock,
-    QuarantineStore,
-    StagingStore,
-    StateRecorder,
-    part_source,
-    retired_record,
-    retired_schema,
-    utc_iso,
-)
 from transformer.bulk_staging import ExistingRows, downloaded, merge_pieces
 from transformer.domain import (
     REASON,
@@ -52,9 +41,20 @@ from transformer.domain import (
     rejected_schema_of,
     retire_missing,
 )
+from transformer.glue import GlueCatalog
 from transformer.landing import LandingRef
+from transformer.parquet_spool import ParquetSpool
 from transformer.readers import Prefetched
 from transformer.schemas import BLS_OBSERVATION, BLS_SERIES, POPULATION, TableSpec
+from transformer.state_recorder import StateRecorder
+from transformer.stores import (
+    LandingReader,
+    QuarantineStore,
+    StagingStore,
+    part_source,
+    retired_record,
+    retired_schema,
+)
 
 logger = Logger(child=True)
 
@@ -168,7 +168,7 @@ class Ports:
     landing: LandingReader
     staging: StagingStore
     quarantine: QuarantineStore
-    locks: PartitionLock
+    locks: Lease
     state: StateRecorder
     publish: Callable[[PipelineEvent], Any]
     glue: GlueCatalog | None = None
@@ -185,6 +185,16 @@ class TransformerService:
         self.temp_dir = temp_dir
 
     # -- manifest ---------------------------------------------------------------------------------------------
+    def landing_at(self, manifest_key: str) -> LandingRef | None:
+        """The landing whose manifest is at ``manifest_key`` now (for a reprocess); None when it is absent.
+
+        Raises
+        ------
+        datalake.lake.LakeError
+            When S3 cannot be read (transient).
+        """
+        return self.ports.landing.landing_at(manifest_key)
+
     def read_manifest(self, landing: LandingRef) -> Manifest:
         """The manifest the notification names, checked against its own key.
 
@@ -348,7 +358,7 @@ class TransformerService:
         with self.ports.locks.hold(f"{prefix}{group}"):
             files = staging.group_files(prefix, group)
             newest = staging.newest_ingestion(files)
-            if newest is not None and newest > utc_iso(manifest.fetched):
+            if newest is not None and newest > utc_stamp(manifest.fetched):
                 logger.info("snapshot older than the staged one; not staged", extra={"group": group})
                 outcome.stale = True
                 return True
@@ -447,7 +457,7 @@ class TransformerService:
             files = staging.group_files(prefix, unit.group)
             if unit.replace:
                 newest = staging.newest_ingestion(files)
-                if newest is not None and newest > utc_iso(manifest.fetched):
+                if newest is not None and newest > utc_stamp(manifest.fetched):
                     logger.info("snapshot older than the staged one; not staged", extra={"group": unit.group})
                     outcome.stale = True
                     return
@@ -508,7 +518,7 @@ class TransformerService:
         with self.ports.locks.hold(f"{prefix}{SNAPSHOT_GROUP}"):
             current = staging.group_files(prefix, SNAPSHOT_GROUP)
             newest = staging.newest_ingestion(current)
-            if newest is not None and newest > utc_iso(manifest.fetched):
+            if newest is not None and newest > utc_stamp(manifest.fetched):
                 logger.info("landing older than the staged snapshot; not staged", extra={"staged": newest})
                 outcome.stale = True
                 return
@@ -664,7 +674,7 @@ def _partition_text(partition: dict[str, str]) -> str:
 
 def _file_metadata(manifest: Manifest, outcome: Outcome) -> dict[str, str]:
     return {
-        "ingested-at": utc_iso(manifest.fetched),
+        "ingested-at": utc_stamp(manifest.fetched),
         "run-id": manifest.run_id,
         "manifest-key": outcome.manifest_key,
     }
@@ -691,7 +701,7 @@ def build_service(settings: Any) -> TransformerService:
         landing=LandingReader(lake),
         staging=StagingStore(lake),
         quarantine=QuarantineStore(lake),
-        locks=PartitionLock(settings.state_table),
+        locks=Lease(settings.state_table),
         state=StateRecorder(StateStore(settings.state_table)),
         publish=lambda event: publish_event(event, settings.pipeline_topic_arn),
         glue=GlueCatalog(settings.glue_database, settings.lake_bucket) if settings.glue_database else None,

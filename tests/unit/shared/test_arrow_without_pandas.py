@@ -36,7 +36,7 @@ def test_a_real_staging_leaves_pandas_unloaded():
         import transformer.handler
         assert "pyarrow" not in sys.modules  # not at cold start
         transformer.handler.service()  # the first landing loads the staging code
-        from transformer.bench_entry import stage_file
+        from bench.staging_entry import stage_file
         result = stage_file("bls_bulk", Path("data/replay/bls_bulk/pr/pr.data.0.Current"), Path(tempfile.mkdtemp()))
         print(result["rows"], "pandas" in sys.modules)
         """

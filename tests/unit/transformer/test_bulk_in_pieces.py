@@ -15,9 +15,9 @@ import pytest
 
 from tests.unit.transformer.support import PR_2025, PR_2026, stage
 from transformer import bls
-from transformer.adapters import table_bytes
 from transformer.bulk_fast import fast_observations
 from transformer.domain import Lineage, dense, merge_latest, retire_missing
+from transformer.parquet_spool import table_bytes
 from transformer.schemas import BLS_OBSERVATION
 
 LINEAGE = Lineage(

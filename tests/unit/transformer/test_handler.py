@@ -7,9 +7,12 @@ import json
 import pytest
 
 from datalake.contracts import parse_pipeline_event
+from datalake.lake import LakeError
 from tests.conftest import load_event
 from tests.unit.transformer.landing_fixtures import commit_all
-from tests.unit.transformer.support import manifest_keys_of
+from tests.unit.transformer.support import manifest_keys_of, new_service
+from transformer.domain import PayloadRejected
+from transformer.stores import LandingReader
 
 
 @pytest.fixture
@@ -91,31 +94,49 @@ def test_duplicate_delivery_three_times_gives_identical_staging_bytes(aws, handl
     assert len(staged) == 1
 
 
-def test_a_transient_failure_fails_only_its_record(aws, handler, lambda_context, monkeypatch):
+class FlakyLanding(LandingReader):
+    """The landing port, with S3 refusing to read one manifest (a transient fault)."""
+
+    def __init__(self, lake, refused_key: str) -> None:
+        super().__init__(lake)
+        self.refused_key = refused_key
+
+    def manifest_bytes(self, key, version_id=None):
+        if key == self.refused_key:
+            raise LakeError("simulated S3 outage")
+        return super().manifest_bytes(key, version_id)
+
+
+class BuggyLanding(LandingReader):
+    """The landing port of a transformer with a bug: every part it reads is wrongly rejected."""
+
+    def read_part(self, part):
+        raise PayloadRejected("simulated transformer bug", check="schema.datausa", part_key=part.key)
+
+
+def serving(handler, landing_port):
+    """The handler's service, as composed from the settings, with another landing port."""
+    service = new_service()
+    service.ports.landing = landing_port(service.ports.landing.lake)
+    return handler.service.use(service)
+
+
+def test_a_transient_failure_fails_only_its_record(aws, handler, lambda_context):
     # GIVEN the landings, and S3 refusing to read one of them (a transient fault)
     keys = commit_all(aws)
-    from datalake.lake import LakeError, LakeStore
-
-    real = LakeStore.get_bytes
-
-    def flaky(self, key, version_id=None):
-        if key == keys["datausa"]:
-            raise LakeError("simulated S3 outage")
-        return real(self, key, version_id)
-
-    monkeypatch.setattr(LakeStore, "get_bytes", flaky)
     event = load_event("transformer_landings.json")
 
     # WHEN the batch is handled
-    response = handler.lambda_handler(event, lambda_context)
+    with serving(handler, lambda lake: FlakyLanding(lake, keys["datausa"])):
+        response = handler.lambda_handler(event, lambda_context)
 
     # THEN only the DataUSA record is reported failed, so only it returns to the queue
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][3]["messageId"]}]}
     assert aws.keys("staging/population/") == []
     assert aws.keys("staging/socrata_9uvn_hv6j/")
     # AND once S3 answers again, the retried record stages (its idempotency record was released)
-    monkeypatch.setattr(LakeStore, "get_bytes", real)
-    retry = handler.lambda_handler({"Records": [event["Records"][3]]}, lambda_context)
+    with serving(handler, LandingReader):
+        retry = handler.lambda_handler({"Records": [event["Records"][3]]}, lambda_context)
     assert retry == {"batchItemFailures": []}
     assert aws.staging("population").num_rows == 10
 
@@ -128,27 +149,18 @@ def test_a_notification_for_another_bucket_fails_its_record(aws, handler, lambda
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
 
 
-def test_a_reprocess_invoke_stages_a_quarantined_landing_again_once_the_fix_is_deployed(
-    aws, handler, lambda_context, monkeypatch
-):
+def test_a_reprocess_invoke_stages_a_quarantined_landing_again_once_the_fix_is_deployed(aws, handler, lambda_context):
     # GIVEN the DataUSA landing quarantined by a transformer bug (a check that wrongly rejects it)
     keys = commit_all(aws)
-    from transformer import datausa
-    from transformer.domain import PayloadRejected
-
-    def buggy(*args, **kwargs):
-        raise PayloadRejected("simulated transformer bug", check="schema.datausa", part_key="k")
-
-    real = datausa.parse_population
-    monkeypatch.setattr(datausa, "parse_population", buggy)
     record = load_event("transformer_landings.json")["Records"][3]
-    assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+    with serving(handler, BuggyLanding):
+        assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
     assert aws.keys("staging/population/") == []
     assert aws.keys("quarantine/datausa/population/")
 
     # AND the fix deployed: a redelivery of the notification is still answered by idempotency, nothing staged
-    monkeypatch.setattr(datausa, "parse_population", real)
-    assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+    with serving(handler, LandingReader):
+        assert handler.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
     assert aws.keys("staging/population/") == []
 
     # WHEN the operator invokes the reprocess sample (events/transformer_reprocess.json names that manifest)

@@ -15,7 +15,7 @@ from transformer.landing import LandingRef
 
 def test_a_group_held_by_another_invocation_is_retried_later(aws):
     # GIVEN another invocation holding the lease of the series' group
-    from transformer.adapters import PartitionBusy, PartitionLock
+    from datalake.lease import Lease, LeaseBusy
 
     key = aws.landings.bls_api("LNS14000000", [api_response("LNS14000000", [observation(2024, "M01", "4")])])
     aws.ddb.put_item(
@@ -28,11 +28,11 @@ def test_a_group_held_by_another_invocation_is_retried_later(aws):
         },
     )
     service = new_service()
-    service.ports.locks = PartitionLock(os.environ["STATE_TABLE"], aws.ddb, wait_seconds=0.3)
+    service.ports.locks = Lease(os.environ["STATE_TABLE"], aws.ddb, wait_seconds=0.3)
     landing = LandingRef(bucket=aws.bucket, key=key, etag="e")
 
     # WHEN it stages: THEN it gives up with a transient error (the message comes back later), writing nothing
-    with pytest.raises(PartitionBusy):
+    with pytest.raises(LeaseBusy):
         service.stage(landing, service.read_manifest(landing))
     assert aws.keys("staging/") == []
 

@@ -1,4 +1,4 @@
-"""Stage a local file through the transformer's own code path, for the benchmark (``bench/probes.py staging``).
+"""Stage a local file through the transformer's public staging code, for the benchmark (``bench/probes.py staging``).
 
 The landing is committed in a folder-backed lake exactly as the extractor commits it (parts with their sha256,
 then the manifest), and ``TransformerService.stage`` runs on it: the same parsing, validation, hashing, merging
@@ -168,9 +168,9 @@ def stage_file(kind: str, source: Path, target_dir: Path) -> dict[str, Any]:
     from datalake.arrow import skip_pandas_probe
 
     skip_pandas_probe()  # as the handler does before loading the staging code
-    from transformer.adapters import LandingReader, QuarantineStore, StagingStore
     from transformer.landing import LandingRef
     from transformer.service import Ports, TransformerService
+    from transformer.stores import LandingReader, QuarantineStore, StagingStore
 
     started = time.perf_counter()
     if target_dir.exists():
