@@ -48,8 +48,11 @@ class Lease(Table):
         self.wait_seconds = wait_seconds
 
     @contextmanager
-    def hold(self, resource: str) -> Iterator[None]:
+    def hold(self, resource: str, lease_seconds: int | None = None) -> Iterator[None]:
         """Hold the lease on ``resource`` for the duration of the block.
+
+        ``lease_seconds``: this holder's lease, when it differs from the table's default (a holder that knows how
+        long it can run, e.g. the invocation's remaining time).
 
         Raises
         ------
@@ -62,7 +65,8 @@ class Lease(Table):
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self.wait_seconds
         delay = 0.05
-        while not self._acquire(key, token):
+        lease = self.lease_seconds if lease_seconds is None else lease_seconds
+        while not self._acquire(key, token, lease):
             if time.monotonic() >= deadline:
                 raise LeaseBusy(f"{resource} is locked by another invocation; retry later")
             time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
@@ -72,13 +76,13 @@ class Lease(Table):
         finally:
             self._release(key, token)
 
-    def _acquire(self, key: dict[str, str], token: str) -> bool:
+    def _acquire(self, key: dict[str, str], token: str, lease_seconds: int) -> bool:
         now = int(time.time())
         try:
             self.call(
                 "put_item",
                 f"cannot take the lock {key['pk']}",
-                Item=to_item({**key, "owner": token, "expires_at": now + self.lease_seconds}),
+                Item=to_item({**key, "owner": token, "expires_at": now + lease_seconds}),
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )

@@ -1,5 +1,6 @@
-"""Modeler adapters: the lake (staging files in, marts out), the state table (published marts, the rebuild lock)
-and the pipeline topic. Each takes its boto3 client as an optional argument; errors are raised, never swallowed.
+"""Modeler adapters: the lake (staging files in, marts out), the state table (published marts) and the pipeline
+topic; the rebuild lease is ``datalake.lease``. Each takes its boto3 client as an optional argument; errors are
+raised, never swallowed.
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,22 +24,16 @@ from datalake.contracts import PipelineEvent
 from datalake.events import publish_event
 from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import STAGING
-from datalake.state import StateError, StateStore, to_item
+from datalake.state import StateStore
 from modeler.lineage import STAGING_FILE_COLUMN
 
 MART_PK = "MART#{name}"
 PUBLISHED_SK = "PUBLISHED"
 FAILURE_SK = "LAST_FAILURE"
-LOCK_PK = "LOCK#modeler"
-LOCK_SK = "REBUILD"
 
 
 class NotGroupedBy(ValueError):
     """A staging file is not sorted by the column a mart builds in chunks of: it is read whole instead."""
-
-
-class LockHeld(RuntimeError):
-    """Another rebuild holds the lock; this batch returns to the queue and is retried later."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +204,7 @@ class LakeMarts:
 
 
 class MartState:
-    """The published version of each mart (fingerprint of its inputs, content hash, rows) and the rebuild lock."""
+    """The published version of each mart (fingerprint of its inputs, content hash, rows) and its last failure."""
 
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
         self.store = StateStore(table_name, dynamodb)
@@ -224,55 +217,6 @@ class MartState:
 
     def record_failure(self, name: str, record: dict[str, Any]) -> None:
         self.store.put(MART_PK.format(name=name), FAILURE_SK, record)
-
-    @contextmanager
-    def lock(self, owner: str, lease_seconds: int) -> Iterator[None]:
-        """Hold the rebuild lock for the duration of the block (a lease, so a crashed holder cannot block forever).
-
-        Raises
-        ------
-        LockHeld
-            When another owner holds an unexpired lease.
-        """
-        now = int(time.time())
-        ddb = self.store.ddb
-        try:
-            ddb.put_item(
-                TableName=self.store.table_name,
-                Item=to_item(
-                    {
-                        "pk": LOCK_PK,
-                        "sk": LOCK_SK,
-                        "owner": owner,
-                        "lease_until": now + lease_seconds,
-                        "expires_at": now + lease_seconds + 3600,  # the table's TTL tidies a crashed holder's item
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":owner": {"S": owner}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise LockHeld("another mart rebuild holds the lock") from exc
-            raise StateError(f"cannot take the rebuild lock: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StateError(f"cannot take the rebuild lock: {exc}") from exc
-        try:
-            yield
-        finally:
-            try:
-                ddb.delete_item(
-                    TableName=self.store.table_name,
-                    Key=to_item({"pk": LOCK_PK, "sk": LOCK_SK}),
-                    ConditionExpression="#owner = :owner",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": owner}},
-                )
-            except ClientError as exc:
-                # Our lease expired and someone else took the lock: theirs now, nothing of ours to release.
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise StateError(f"cannot release the rebuild lock: {exc}") from exc
 
 
 class EventSink:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -446,19 +447,17 @@ def rebuild_marts(
     lake: LakeMarts,
     state: MartState,
     events: EventSink,
+    lease: AbstractContextManager[None],
     *,
     now: datetime,
-    owner: str,
-    lease_seconds: int,
     marts: Sequence[MartSpec] = REGISTRY,
 ) -> BuildReport:
-    """Rebuild the marts whose inputs changed, under the rebuild lock, and announce the result.
+    """Rebuild the marts whose inputs changed, under the rebuild lease, and announce the result.
 
     Parameters
     ----------
     staged: the ``dataset.staged`` events of the batch (their run ids go into the lineage and the events).
-    owner: who holds the lock (the Lambda request id).
-    lease_seconds: how long the lock is held at most (the invocation's remaining time).
+    lease: held for the whole rebuild (``datalake.lease.Lease.hold``), so two rebuilds never overlap.
 
     Returns
     -------
@@ -466,15 +465,15 @@ def rebuild_marts(
 
     Raises
     ------
-    modeler.adapters.LockHeld
-        When another rebuild is running; nothing was built.
+    datalake.lease.LeaseBusy
+        When another rebuild holds the lease; nothing was built.
     datalake.lake.LakeError, datalake.state.StateError, datalake.events.PublishError
         On an AWS failure; the batch is retried, and the rebuild converges because publication is idempotent.
     """
     if not staged:
         raise ValueError("a rebuild needs at least one dataset.staged event")
     build = Rebuild(lake, state, events, now=now, run_ids=[e.run_id for e in staged], marts=marts)
-    with state.lock(owner, lease_seconds):
+    with lease:
         report = build.run()
     published = report.by_status("published")
     events.publish(

@@ -13,6 +13,8 @@ from modeler.registry import MARTS
 from tests.conftest import load_event
 
 POPULATION_STATS_KEY = "marts/reports/population_stats/population_stats.parquet"
+# the rebuild lease, a datalake.lease item
+LEASE_PK, LEASE_SK = "LOCK#modeler", "LEASE"
 
 
 def test_bad_records_fail_alone_and_the_good_one_is_modelled(modeler_aws, modeler_handler, lambda_context):
@@ -95,16 +97,14 @@ def test_only_marts_whose_inputs_changed_are_rebuilt(modeler_aws, modeler_handle
 
 def test_a_held_lock_sends_the_batch_back_without_using_up_receives(modeler_aws, modeler_handler, lambda_context):
     # GIVEN another rebuild holds an unexpired lease, and the ModelQueue the batch came from (maxReceiveCount 5)
-    from modeler.adapters import LOCK_PK, LOCK_SK
-
     modeler_aws.staging.stage_everything()
     modeler_aws.ddb.put_item(
         TableName="test-state",
         Item={
-            "pk": {"S": LOCK_PK},
-            "sk": {"S": LOCK_SK},
+            "pk": {"S": LEASE_PK},
+            "sk": {"S": LEASE_SK},
             "owner": {"S": "another-request"},
-            "lease_until": {"N": str(int(time.time()) + 300)},
+            "expires_at": {"N": str(int(time.time()) + 300)},
         },
     )
     dlq = modeler_aws.sqs.create_queue(QueueName="odp-dev-model-dlq")["QueueUrl"]
@@ -135,27 +135,26 @@ def test_a_held_lock_sends_the_batch_back_without_using_up_receives(modeler_aws,
     # AND once the lease has expired, the next delivery builds and releases the lock
     modeler_aws.ddb.update_item(
         TableName="test-state",
-        Key={"pk": {"S": LOCK_PK}, "sk": {"S": LOCK_SK}},
-        UpdateExpression="SET lease_until = :past",
+        Key={"pk": {"S": LEASE_PK}, "sk": {"S": LEASE_SK}},
+        UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
     )
     assert modeler_handler.lambda_handler(batch, lambda_context) == {"batchItemFailures": []}
-    assert modeler_aws.state_item(LOCK_PK, LOCK_SK) is None
+    assert modeler_aws.state_item(LEASE_PK, LEASE_SK) is None
 
 
 def test_a_held_lock_with_sqs_refusing_fails_the_batch(modeler_aws, modeler_handler, lambda_context):
     """Nothing is lost when the batch cannot be sent back: it fails whole, as before (the queue does not exist)."""
-    from modeler.adapters import LOCK_PK, LOCK_SK
     from modeler.requeue import RequeueError
 
     modeler_aws.staging.stage_everything()
     modeler_aws.ddb.put_item(
         TableName="test-state",
         Item={
-            "pk": {"S": LOCK_PK},
-            "sk": {"S": LOCK_SK},
+            "pk": {"S": LEASE_PK},
+            "sk": {"S": LEASE_SK},
             "owner": {"S": "another-request"},
-            "lease_until": {"N": str(int(time.time()) + 300)},
+            "expires_at": {"N": str(int(time.time()) + 300)},
         },
     )
     with pytest.raises(RequeueError, match="odp-dev-model"):

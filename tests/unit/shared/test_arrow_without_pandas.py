@@ -49,7 +49,8 @@ def test_the_modeler_builds_a_report_without_pandas():
         """
         import modeler.handler
         assert "pyarrow" not in sys.modules  # not at cold start
-        modeler.handler.load_build_code()
+        import modeler.invocations
+        modeler.invocations.load_build_code()
         import pyarrow as pa
         from modeler import domain
         population = pa.table({"year": [2013, 2014], "population": [316128839, 318857056]})
