@@ -35,10 +35,9 @@ from modeler import lineage
 from modeler.adapters import EventSink, LakeMarts, MartState, StagingFile, parquet_bytes, sha256_hex
 from modeler.checks import CheckContext, run_checks
 from modeler.chunked import build_in_chunks
-from modeler.domain import NoInputRows
 from modeler.registry import LINEAGE_PREFIX, Input, MartSpec, in_build_order
 from modeler.registry import MARTS as REGISTRY
-from modeler.spec import Built, Rejected
+from modeler.spec import Built, NoInputRows, Rejected
 
 logger = Logger(child=True)
 

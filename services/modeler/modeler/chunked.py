@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modeler.adapters import NotGroupedBy, StagingFile
-from modeler.domain import NoInputRows
 from modeler.partitions import landing_from_counts
-from modeler.spec import Built, MartSpec
+from modeler.spec import Built, MartSpec, NoInputRows
 
 if TYPE_CHECKING:
     from modeler.build import Rebuild

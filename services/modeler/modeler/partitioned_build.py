@@ -23,7 +23,6 @@ from aws_lambda_powertools import Logger
 from modeler import lineage
 from modeler.adapters import StagingFile
 from modeler.checks import CheckContext, CheckResult, RowCountDelta, run_checks
-from modeler.domain import NoInputRows
 from modeler.partitions import (
     PARTITION_GROUP,
     PartitionedTable,
@@ -36,7 +35,7 @@ from modeler.partitions import (
     scatter_staging,
     sha_of,
 )
-from modeler.spec import MartSpec
+from modeler.spec import MartSpec, NoInputRows
 
 if TYPE_CHECKING:
     from modeler.build import MartOutcome, Rebuild

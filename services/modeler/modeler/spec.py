@@ -1,5 +1,6 @@
 """What a mart is: its inputs, its build function, its schema, key and checks (``MartSpec``), and what a build may
-return besides the table: the input rows it could not use, for quarantine (``Built``).
+return besides the table: the input rows it could not use, for quarantine (``Built``), or raise when it has
+nothing to build from (``NoInputRows``).
 
 The registry (``modeler.registry``) lists the marts; the rebuild (``modeler.build``) builds, checks and publishes
 them. Both import from here, and so do the domain packages that declare marts of their own (``modeler.catalunya``).
@@ -20,6 +21,10 @@ from modeler.checks import Check
 
 LINEAGE_PREFIX = f"{MARTS_LAYER}/_lineage/"
 Inputs = Mapping[str, pa.Table]
+
+
+class NoInputRows(LookupError):
+    """The mart's inputs hold no rows it can be built from; the mart is skipped, its previous version kept."""
 
 
 @dataclass(frozen=True)

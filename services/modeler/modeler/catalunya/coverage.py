@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from modeler.catalunya.population import ELDERLY_BAND, population_by_municipality
 from modeler.catalunya.services import ELDERLY
-from modeler.domain import NoInputRows
+from modeler.spec import NoInputRows
 
 _MEASURES = (
     ("population_year", pa.int32()),

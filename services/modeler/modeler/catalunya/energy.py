@@ -15,8 +15,7 @@ import pyarrow as pa
 
 from modeler.catalunya.population import population_by_municipality
 from modeler.catalunya.territory import Territory, current_snapshot, name_key, rejected_of, resolve_codes
-from modeler.domain import NoInputRows
-from modeler.spec import Built
+from modeler.spec import Built, NoInputRows
 
 ENERGY_DATASET = "8idm-becu"
 ENERGY_TABLE = "socrata_8idm_becu"

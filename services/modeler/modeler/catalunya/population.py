@@ -15,8 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from modeler.catalunya.territory import Territory, current_snapshot, rejected_of, resolve_codes
-from modeler.domain import NoInputRows
-from modeler.spec import Built
+from modeler.spec import Built, NoInputRows
 
 POPULATION_DATASET = "b4rr-d25b"
 POPULATION_TABLE = "socrata_b4rr_d25b"

@@ -25,7 +25,7 @@ from modeler.catalunya.territory import (
     resolve_codes,
     resolve_names,
 )
-from modeler.domain import NoInputRows
+from modeler.spec import NoInputRows
 
 EXAMPLES = 5
 

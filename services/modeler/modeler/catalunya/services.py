@@ -34,8 +34,7 @@ from modeler.catalunya.territory import (
     rejected_of,
     resolve_names,
 )
-from modeler.domain import NoInputRows
-from modeler.spec import Built, Rejected
+from modeler.spec import Built, NoInputRows, Rejected
 
 REGISTER_DATASET = "ivft-vegh"
 REGISTER_TABLE = "socrata_ivft_vegh"

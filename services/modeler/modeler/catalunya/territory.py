@@ -29,8 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modeler.domain import NoInputRows
-from modeler.spec import Built, Rejected
+from modeler.spec import Built, NoInputRows, Rejected
 
 SOURCE = "socrata"
 MUNICIPALITIES_DATASET = "9aju-tpwc"
