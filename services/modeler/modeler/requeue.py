@@ -1,4 +1,4 @@
-"""SQS adapter: a batch that finds the rebuild lock held goes back to its queue as new messages.
+"""SQS adapter: a batch that finds the rebuild lease held goes back to its queue as new messages.
 
 Returning the batch as failed would count a receive per attempt, and a long rebuild (or two queued behind it)
 would push waiting work into the ModelDLQ after ``maxReceiveCount`` tries. Sent again, the messages start over at
