@@ -146,9 +146,20 @@ def _open_tsv(
     return header, _chain([first[len(header_line) :]], pieces)
 
 
-def _parse_piece(piece: bytes, header: Sequence[str], malformed: list[dict[str, Any]], name: str, part_key: str):
+# Blocks of one piece are parsed on pyarrow's threads; rows keep their order in the table either way.
+PARSE_BLOCK_BYTES = 1 << 20
+
+
+def _parse_piece(
+    piece: bytes,
+    header: Sequence[str],
+    malformed: list[dict[str, Any]],
+    name: str,
+    part_key: str,
+    block_bytes: int = PARSE_BLOCK_BYTES,
+):
     try:
-        return _read_piece(piece, header, malformed)
+        return _read_piece(piece, header, malformed, block_bytes)
     except pa.ArrowInvalid as exc:
         raise PayloadRejected(
             f"{name} is not valid tab-separated text: {exc}", check="payload.tsv", part_key=part_key
@@ -160,30 +171,37 @@ def _malformed_table(malformed: list[dict[str, Any]]) -> pa.Table:
 
 
 def read_tsv(
-    stream: ByteStream, name: str, part_key: str, expected: Sequence[str] = (), required: Sequence[str] = ()
+    stream: ByteStream,
+    name: str,
+    part_key: str,
+    expected: Sequence[str] = (),
+    required: Sequence[str] = (),
+    piece_bytes: int = PIECE_BYTES,
+    block_bytes: int = PARSE_BLOCK_BYTES,
 ) -> TsvFile:
-    """Read a BLS tab-separated file piece by piece into string columns.
+    """Read a BLS tab-separated file piece by piece (about ``piece_bytes`` each, parsed in blocks of ``block_bytes``
+    on pyarrow's threads) into string columns; the sizes change how the file is read, never the rows.
 
     Raises
     ------
     PayloadRejected
         An empty file, an HTML page, a header that does not match, or text pyarrow cannot parse.
     """
-    header, pieces = _open_tsv(stream, name, part_key, expected, required, PIECE_BYTES)
+    header, pieces = _open_tsv(stream, name, part_key, expected, required, piece_bytes)
     malformed: list[dict[str, Any]] = []
     tables = [
-        _parse_piece(piece, header, malformed, name, part_key) for piece in pieces if piece and not piece.isspace()
+        _parse_piece(piece, header, malformed, name, part_key, block_bytes)
+        for piece in pieces
+        if piece and not piece.isspace()
     ]
     schema = pa.schema([(c, pa.string()) for c in header])
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     return TsvFile(name=name, header=header, table=table, malformed=_malformed_table(malformed))
 
 
-# Blocks of one piece are parsed on pyarrow's threads; rows keep their order in the table either way.
-PARSE_BLOCK_BYTES = 1 << 20
-
-
-def _read_piece(piece: bytes, header: Sequence[str], malformed: list[dict[str, Any]]) -> pa.Table:
+def _read_piece(
+    piece: bytes, header: Sequence[str], malformed: list[dict[str, Any]], block_bytes: int = PARSE_BLOCK_BYTES
+) -> pa.Table:
     """One piece of a TSV file as string columns; its malformed lines are appended to ``malformed`` in file order.
 
     The piece is parsed on pyarrow's threads. A thread reports a malformed line whenever it meets one, so the
@@ -194,9 +212,7 @@ def _read_piece(piece: bytes, header: Sequence[str], malformed: list[dict[str, A
     def read(use_threads: bool, on_invalid_row: Any) -> pa.Table:
         return pcsv.read_csv(
             pa.BufferReader(piece),
-            read_options=pcsv.ReadOptions(
-                column_names=list(header), use_threads=use_threads, block_size=PARSE_BLOCK_BYTES
-            ),
+            read_options=pcsv.ReadOptions(column_names=list(header), use_threads=use_threads, block_size=block_bytes),
             parse_options=pcsv.ParseOptions(
                 delimiter="\t", quote_char=False, escape_char=False, invalid_row_handler=on_invalid_row
             ),
@@ -333,15 +349,24 @@ def _observations(
     return split_rows(typed, raw, reason, lineage.source, first_record)
 
 
-def parse_bulk_observations(stream: ByteStream, name: str, survey: str, lineage: Lineage, part_key: str) -> Parsed:
-    """A ``{survey}.data.*`` file to ``bls_observation`` rows (``source_file`` = the file name).
+def parse_bulk_observations(
+    stream: ByteStream,
+    name: str,
+    survey: str,
+    lineage: Lineage,
+    part_key: str,
+    piece_bytes: int = PIECE_BYTES,
+    block_bytes: int = PARSE_BLOCK_BYTES,
+) -> Parsed:
+    """A ``{survey}.data.*`` file to ``bls_observation`` rows (``source_file`` = the file name); ``piece_bytes`` and
+    ``block_bytes``: how it is read (``read_tsv``), which never changes the rows.
 
     Raises
     ------
     PayloadRejected
         When the file fails as a whole (empty, HTML, changed header, unparseable).
     """
-    tsv = read_tsv(stream, name, part_key, expected=OBSERVATION_HEADER)
+    tsv = read_tsv(stream, name, part_key, OBSERVATION_HEADER, (), piece_bytes, block_bytes)
     raw = tsv.table
     columns = {c: blank_to_null(trim(raw.column(c))) for c in OBSERVATION_HEADER}
     valid, rejected = _observations(_raw_with_line(raw), columns, survey, name, lineage)

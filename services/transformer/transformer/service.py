@@ -179,10 +179,28 @@ def utc_now() -> datetime:
 
 
 class TransformerService:
-    def __init__(self, ports: Ports, clock: Callable[[], datetime] = utc_now, temp_dir: str | None = None) -> None:
+    """Stages committed landings through its ports.
+
+    Parameters
+    ----------
+    ports: the adapters (``build_service`` wires them to AWS; tests and the benchmark pass their own).
+    clock: now, in UTC (when a group's rows were retired, when the staging is recorded).
+    temp_dir: where Parquet is spooled (the system's temporary folder by default).
+    bulk_piece_bytes: how much of a bulk data file is staged at once (``bls.BULK_PIECE_BYTES``): it bounds memory,
+        and never changes the bytes staged.
+    """
+
+    def __init__(
+        self,
+        ports: Ports,
+        clock: Callable[[], datetime] = utc_now,
+        temp_dir: str | None = None,
+        bulk_piece_bytes: int = bls.BULK_PIECE_BYTES,
+    ) -> None:
         self.ports = ports
         self.clock = clock
         self.temp_dir = temp_dir
+        self.bulk_piece_bytes = bulk_piece_bytes
 
     # -- manifest ---------------------------------------------------------------------------------------------
     def landing_at(self, manifest_key: str) -> LandingRef | None:
@@ -368,7 +386,7 @@ class TransformerService:
             try:
                 with downloaded(staging, files, self.temp_dir) as paths:
                     existing = ExistingRows(paths, spec.schema)
-                    pieces = bls.iter_bulk_observations(stream, name, survey, lineage, part.key)
+                    pieces = bls.iter_bulk_observations(stream, name, survey, lineage, part.key, self.bulk_piece_bytes)
                     try:
                         with Prefetched(pieces) as prefetched:
                             done = merge_pieces(

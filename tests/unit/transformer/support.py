@@ -347,11 +347,16 @@ def new_service():
     return build_service(load_settings(TransformerSettings))
 
 
-def stage(aws: TransformerAws, manifest_key: str) -> dict[str, Any]:
-    """Stage one landing through the service (no idempotency layer): what a redelivery with a new etag does."""
+def stage(aws: TransformerAws, manifest_key: str, **options: Any) -> dict[str, Any]:
+    """Stage one landing through the service (no idempotency layer): what a redelivery with a new etag does.
+
+    ``options``: the service's own (e.g. ``bulk_piece_bytes``), beside the ports composed from the settings."""
     from transformer.landing import LandingRef
+    from transformer.service import TransformerService
 
     service = new_service()
+    if options:
+        service = TransformerService(service.ports, **options)
     etag = aws.s3.head_object(Bucket=aws.bucket, Key=manifest_key)["ETag"].strip('"')
     landing = LandingRef(bucket=aws.bucket, key=manifest_key, etag=etag)
     return service.stage(landing, service.read_manifest(landing)).as_dict()

@@ -87,16 +87,15 @@ def staged_group(aws, survey: str, name: str) -> tuple[str, bytes]:
 
 
 @pytest.mark.parametrize("piece_bytes", [32 << 10, 64 << 20])
-def test_a_release_staged_in_pieces_over_the_last_one_equals_the_file_merged_whole(aws, monkeypatch, piece_bytes):
-    monkeypatch.setattr(bls, "BULK_PIECE_BYTES", piece_bytes)
+def test_a_release_staged_in_pieces_over_the_last_one_equals_the_file_merged_whole(aws, piece_bytes):
     # GIVEN the 2025 release staged, then the 2026 release (revisions, new quarters, and a series dropped)
     old = (PR_2025 / "pr.data.0.Current").read_bytes()
     new_lines = CURRENT.splitlines(keepends=True)
     new = b"".join(line for line in new_lines if not line.startswith(b"PRS30006011 "))
-    stage(aws, aws.landings.bulk_sync("pr", {"pr.data.0.Current": old}))
+    stage(aws, aws.landings.bulk_sync("pr", {"pr.data.0.Current": old}), bulk_piece_bytes=piece_bytes)
     old_key, old_bytes = staged_group(aws, "pr", "pr.data.0.Current")
     landing = aws.landings.bulk_sync("pr", {"pr.data.0.Current": new}, moment=datetime(2026, 11, 22, 8, tzinfo=UTC))
-    outcome = stage(aws, landing)
+    outcome = stage(aws, landing, bulk_piece_bytes=piece_bytes)
 
     # THEN the new file holds what the whole-file merge gives, byte for byte
     key, body = staged_group(aws, "pr", "pr.data.0.Current")

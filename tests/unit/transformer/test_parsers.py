@@ -33,28 +33,27 @@ def test_bulk_rows_keep_exact_values_despite_padding_and_crlf():
 
 
 @pytest.mark.parametrize("piece", [64, 1000, 1 << 20])
-def test_bulk_files_read_in_small_pieces_give_the_same_rows(piece, monkeypatch):
-    from transformer import readers
-
+def test_bulk_files_read_in_small_pieces_give_the_same_rows(piece):
     raw = (PR_2026 / "pr.data.0.Current").read_bytes()[:20_000]
     whole = bls.parse_bulk_observations(io.BytesIO(raw), "pr.data.0.Current", "pr", LINEAGE, "k")
-    original = readers.iter_line_pieces
-    monkeypatch.setattr(bls, "iter_line_pieces", lambda stream, _size=None: original(stream, piece))
-    pieces = bls.parse_bulk_observations(io.BytesIO(raw), "pr.data.0.Current", "pr", LINEAGE, "k")
+    pieces = bls.parse_bulk_observations(io.BytesIO(raw), "pr.data.0.Current", "pr", LINEAGE, "k", piece_bytes=piece)
     assert pieces.valid.equals(whole.valid)
 
 
 @pytest.mark.parametrize("block", [256, 4096, 1 << 20])
-def test_malformed_lines_are_rejected_in_file_order_when_blocks_parse_on_threads(block, monkeypatch):
+def test_malformed_lines_are_rejected_in_file_order_when_blocks_parse_on_threads(block):
     lines = (PR_2026 / "pr.data.0.Current").read_bytes()[:60_000].splitlines(keepends=True)[:-1]
     bad = [f"PRS30006011\t20{n:02d}\tQ01\t1.5\t\textra{n}".encode() for n in range(12)]
     mixed = list(lines)
     for n, line in enumerate(bad):  # spread over the file, so over several blocks
         mixed.insert(1 + (n + 1) * (len(lines) // (len(bad) + 1)), line + b"\r\n")
-    monkeypatch.setattr(bls, "PARSE_BLOCK_BYTES", block)
 
-    clean = bls.parse_bulk_observations(io.BytesIO(b"".join(lines)), "pr.data.0.Current", "pr", LINEAGE, "k")
-    parsed = bls.parse_bulk_observations(io.BytesIO(b"".join(mixed)), "pr.data.0.Current", "pr", LINEAGE, "k")
+    clean = bls.parse_bulk_observations(
+        io.BytesIO(b"".join(lines)), "pr.data.0.Current", "pr", LINEAGE, "k", block_bytes=block
+    )
+    parsed = bls.parse_bulk_observations(
+        io.BytesIO(b"".join(mixed)), "pr.data.0.Current", "pr", LINEAGE, "k", block_bytes=block
+    )
 
     assert parsed.valid.equals(clean.valid)
     assert parsed.rejected.column(bls.MALFORMED_LINE).to_pylist() == [line.decode() for line in bad]
