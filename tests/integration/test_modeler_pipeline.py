@@ -26,14 +26,15 @@ NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 
 @pytest.fixture
-def modeler_run(local_cloud, monkeypatch, tmp_path):
+def modeler_run(local_cloud, tmp_path):
     """Staging of the real 2026-08 release, population, SIAD and the Catalunya sources in the local bucket; three
     dataset.staged events and one dataset.extracted published on the PipelineTopic; the ModelQueue delivered to the
     real handler."""
     from modeler import handler
+    from modeler.invocations import compose
 
     env = local_cloud.function_environment("ModelerFunction")
-    monkeypatch.setattr(handler, "settings", load_settings(ModelerSettings, {**env, "AWS_REGION": "us-east-1"}))
+    settings = load_settings(ModelerSettings, {**env, "AWS_REGION": "us-east-1"})
     bucket = local_cloud.ref("LakeBucket")
     StagingLake(local_cloud.client("s3"), bucket).stage_all()
     topic, sns = local_cloud.ref("PipelineTopic"), local_cloud.client("sns")
@@ -55,7 +56,8 @@ def modeler_run(local_cloud, monkeypatch, tmp_path):
             "ModelerFunction": handler.lambda_handler,
         }
     )
-    runner.drain()
+    with handler.ports.use(compose(settings)):  # the ports of the local cloud's resources
+        runner.drain()
     lake_dir = tmp_path / "lake"
     save_lake(lake_dir, local_cloud.client("s3"), bucket)
     return local_cloud, runner, lake_dir
