@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -99,23 +100,32 @@ def test_a_payload_past_the_limit_goes_to_the_dlq_with_its_reason_and_lands_noth
     assert landing_keys(aws) == []
 
 
-def test_socrata_pages_past_the_limit_in_total_go_to_the_dlq_and_land_nothing(extractor, lambda_context):
+def test_the_limit_holds_per_response_so_socrata_pages_past_it_in_total_land_whole_in_parts(extractor, lambda_context):
+    # The limit bounds what one response may spool; a large dataset is paged and lands page by page (a 5-million-row
+    # dataset is gigabytes in total), so pages that are each under the limit but over it together land whole.
     handler, aws, use = extractor
-    page = json.dumps([{"comarca": "x" * (LIMIT // 3)}] * 2).encode()  # each page under the limit, not the sum
     count = b'[{"row_count": "6"}]'  # the dataset's row count (asked before and after paging)
+
+    def page(url: str) -> bytes:  # 2 rows a page, 3 pages, each with its own :id, each a third of the limit
+        offset = int(parse_qs(urlsplit(url).query).get("$offset", ["0"])[0])
+        rows = [{":id": f"row-{i}", "comarca": "x" * (LIMIT // 3)} for i in range(offset, min(offset + 2, 6))]
+        return json.dumps(rows).encode()
 
     def answer(r: requests.PreparedRequest) -> tuple[int, bytes, dict[str, str]]:
         url = r.url or ""
-        return 200, VIEWS if "/api/views/" in url else (count if "row_count" in url else page), {}
+        return 200, VIEWS if "/api/views/" in url else (count if "row_count" in url else page(url)), {}
 
     use(FakeSource(answer))
 
     response = run_once(handler, aws, lambda_context, "socrata", "9uvn-hv6j", 2)
 
     assert response == {"batchItemFailures": []}
-    [dead] = aws.dlq_messages()
-    assert "larger than" in dead["MessageAttributes"]["failure_reason"]["StringValue"]
-    assert landing_keys(aws) == []
+    assert aws.dlq_messages() == []
+    [manifest_key] = [k for k in landing_keys(aws) if k.endswith("manifest.json")]
+    manifest = json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=manifest_key)["Body"].read())
+    data = [part for part in manifest["parts"] if part["role"] == "data"]
+    assert sum(part["records"] for part in data) == 6 and manifest["proof"]["count_before"] == 6
+    assert sum(part["bytes"] for part in data) > LIMIT  # over the limit in total, each response under it
 
 
 @FEWER
