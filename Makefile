@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # make unit spreads the tests over this many processes (pytest-xdist); 0 runs them in this one
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv samvenv run test test-fast lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench bench-scale chaos report redrive clean
+.PHONY: help venv samvenv run test test-fast lint format unit checks cfn-lint sam-validate build preflight deploy smoke bench bench-scale glue-tables chaos report redrive clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ bench: venv build ## the performance bars as ratios against same-run baselines (
 
 bench-scale: venv ## the pipeline at 1x, 10x and 100x of today's data, against Lambda's limits, costed (bench/README.md)
 	$(PY) -m bench.scale $(ARGS)
+
+glue-tables: venv ## rewrite template.yaml's Glue columns from the code's schemas (a new column is written once)
+	$(PY) -m checks.glue_tables --write
 
 chaos: venv ## the full fault-injection matrix
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)

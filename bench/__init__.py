@@ -1,1 +1,1 @@
-"""`make bench`: the performance bars of DESIGN section 9, as ratios against baselines measured in the same run."""
+"""`make bench`: the performance bars (docs/bars.md), as ratios against baselines measured in the same run."""

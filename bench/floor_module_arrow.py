@@ -1,4 +1,4 @@
-"""The cold-start floor of the data functions: the floor plus `import pyarrow.parquet` (DESIGN section 9)."""
+"""The cold-start floor of the data functions: the floor plus `import pyarrow.parquet` (docs/bars.md)."""
 
 import pyarrow.parquet  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""`make bench`: measure DESIGN section 9's bars as ratios against baselines measured in the same run.
+"""`make bench`: measure the performance bars (docs/bars.md) as ratios against baselines measured in the same run.
 
 Prints a markdown table and writes bench/results.json. Every timing is a median over repetitions, each in a
 fresh process where memory or cold start matters. Figures that depend on the machine's load are marked noisy.
