@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
@@ -29,7 +30,7 @@ from typing import Any
 import requests
 
 from bench.scale import paths
-from bench.scale.generate import LargeDataset, Scale
+from bench.scale.generate import LARGE_DATASET, LargeDataset, Scale
 
 FUNCTIONS = ("SchedulerFunction", "ExtractorFunction", "TransformerFunction", "ModelerFunction", "NotifierFunction")
 # How many invocations of each function run at once: the event sources' MaximumConcurrency in template.yaml (the
@@ -296,6 +297,24 @@ class ScaleRun:
         s3, bucket = self.cloud.client("s3"), self.cloud.ref("LakeBucket")
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return sum(len(p.get("Contents", [])) for p in pages)
+
+    def large_dataset_landing(self) -> dict[str, Any]:
+        """The large dataset's newest landing manifest: its proof (row counts, ids) and its parts, as landed."""
+        s3, bucket = self.cloud.client("s3"), self.cloud.ref("LakeBucket")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"landing/socrata/{LARGE_DATASET}/")
+        manifests = sorted(
+            o["Key"] for p in pages for o in p.get("Contents", []) if o["Key"].endswith(".manifest.json")
+        )
+        if not manifests:
+            return {}
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifests[-1])["Body"].read())
+        data = [part for part in manifest["parts"] if part.get("role") == "data"]
+        return {
+            "proof": manifest.get("proof", {}),
+            "data_parts": len(data),
+            "records": sum(part.get("records") or 0 for part in data),
+            "landed_mb": round(sum(part["bytes"] for part in data) / 1e6, 1),
+        }
 
     def close(self) -> None:
         for container in self.containers:

@@ -23,13 +23,19 @@ def _ratio(new: float, old: float) -> str:
     return "n/a" if not old else f"x{new / old:.1f}"
 
 
+def _estimate(stage: dict[str, Any]) -> str:
+    if "lambda_longest_est_s" not in stage:
+        return "n/a"
+    return f"{stage['lambda_longest_est_s']:.1f} ({_pct(stage['lambda_timeout_margin_est'])})"
+
+
 def stage_table(results: dict[str, Any], run: str) -> list[str]:
     lines = [
         f"### {run.replace('_', ' ')}: each stage",
         "",
-        "| scale | stage | invocations | billed s | longest s / timeout (margin) | peak MB / memory (margin) "
-        "| S3 PUT-class / GET-class | GB-s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scale | stage | invocations | billed s | CPU s | longest s / timeout (margin) | longest on Lambda, est. s "
+        "(margin) | peak MB / memory (margin) | S3 PUT-class / GET-class | GB-s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scale in results["scales"]:
         for logical in FUNCTIONS:
@@ -44,7 +50,9 @@ def stage_table(results: dict[str, Any], run: str) -> list[str]:
             timed_out = f", {st['timed_out']} timed out" if st["timed_out"] else ""
             lines.append(
                 f"| {scale['scale']}x | {SHORT[logical]} | {st['invocations']} | {st['duration_s']:.1f} | "
-                f"{st['longest_s']:.1f} / {st['timeout_s']} ({_pct(st['timeout_margin'])}{timed_out}) | "
+                f"{st['cpu_s']:.1f} | {st['longest_s']:.1f} / {st['timeout_s']} "
+                f"({_pct(st['timeout_margin'])}{timed_out}) | "
+                f"{_estimate(st)} | "
                 f"{st['peak_rss_mb']:.0f} / {st['memory_mb']} ({_pct(st['memory_margin'])}) | {put} / {get} | "
                 f"{st['gb_seconds']:.1f} |"
             )
@@ -96,6 +104,8 @@ def growth_table(results: dict[str, Any]) -> list[str]:
     for logical in FUNCTIONS:
         row(f"{SHORT[logical]} billed s", lambda s, lg=logical: s["first_run"]["stages"][lg].get("duration_s", 0))
     for logical in FUNCTIONS:
+        row(f"{SHORT[logical]} CPU s", lambda s, lg=logical: s["first_run"]["stages"][lg].get("cpu_s", 0))
+    for logical in FUNCTIONS:
         row(f"{SHORT[logical]} peak MB", lambda s, lg=logical: s["first_run"]["stages"][lg].get("peak_rss_mb", 0))
     return lines
 
@@ -116,5 +126,14 @@ def render(results: dict[str, Any]) -> str:
             f"lake objects {scale['lake_objects']:,}; "
             f"total {first['elapsed_s'] + scale['unchanged_run']['elapsed_s']:.0f} s"
         )
+        large = scale.get("large_dataset_landing")
+        if large:
+            proof = large["proof"]
+            lines.append(
+                f"  - the large dataset landed {large['records']:,} rows ({large['landed_mb']:,} MB) in "
+                f"{large['data_parts']} parts over {proof.get('invocations', 1)} extractor invocations; counted "
+                f"{proof.get('count_before')} before and {proof.get('count_after')} after paging, "
+                f"{proof.get('duplicate_ids')} repeated :id, {proof.get('rows_without_id')} rows without one"
+            )
     lines.append(f"\ntotal {results.get('total_s', 0):.0f} s")
     return "\n".join(lines)
