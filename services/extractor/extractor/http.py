@@ -52,7 +52,8 @@ class BudgetedRetry(Retry):
         super().sleep(response)
 
 
-def retry_policy() -> BudgetedRetry:
+def retry_policy(backoff_factor: float = BACKOFF_FACTOR, backoff_jitter: float = BACKOFF_JITTER) -> BudgetedRetry:
+    """The production policy; tests pass shorter waits (the same retries, Retry-After still honoured)."""
     return BudgetedRetry(
         total=6,
         connect=3,
@@ -61,8 +62,8 @@ def retry_policy() -> BudgetedRetry:
         other=1,
         allowed_methods=None,  # the BLS query is a POST, and safe to repeat
         status_forcelist=RETRY_STATUSES,
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_jitter=BACKOFF_JITTER,
+        backoff_factor=backoff_factor,
+        backoff_jitter=backoff_jitter,
         backoff_max=BACKOFF_MAX,
         respect_retry_after_header=True,
         raise_on_status=False,  # the final answer comes back; the connector decides what it means
