@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datalake.contracts import Manifest
 from localrun.replay import ReplayResponse
 from tests.unit.extractor.support import REPLAY, failed_ids, request, sqs_event
@@ -132,6 +134,7 @@ def test_datausa_lands_the_tesseract_body_byte_for_byte(extractor, aws, replay, 
     assert head["content-sha256"] == part.sha256 == manifest.content_sha256
 
 
+@pytest.mark.sockets  # its own replay server, on 127.0.0.1
 def test_datausa_legacy_endpoint_and_shape(aws, bind, lambda_context, tmp_path):
     from localrun.replay import ReplayServer
 
