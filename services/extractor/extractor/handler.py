@@ -1,8 +1,6 @@
 """ExtractorFunction: each ExtractRequest of an SQS batch becomes a raw landing in S3, or a recorded failure.
 
-Powertools wiring only. The batch is served by ``extractor.service`` (the BLS prefetch, then each record in an
-idempotent unit); a record that raises meets the failure policy of ``extractor.failures`` (dead-letter, defer or
-retry, decided by ``extractor.policy``).
+Powertools wiring only: ``extractor.service`` serves the batch; a record that raises meets ``extractor.failures``.
 """
 
 from __future__ import annotations
@@ -58,15 +56,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """An ExtractQueue batch (up to 50 records) -> ``{"batchItemFailures": [...]}``: the records to redeliver."""
     config.register_lambda_context(context)
     metrics.add_metric(name="ExtractRequestsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-    invocation = extractor().invocation()
-    requests = invocation.requests_of(event)
-    if requests:  # the batch's logs before any record (the prefetch) carry the run id too
-        logger.set_correlation_id(",".join(sorted({r.run_id for r in requests})))
-    policy = FailurePolicy(invocation, invocation.settings.extract_max_receive_count)
+    invocation = extractor().invocation(event)
+    logger.set_correlation_id(invocation.run_ids)  # the logs before any record (the BLS prefetch) carry it too
     try:
         with time_budget(context.get_remaining_time_in_millis()):
-            invocation.prefetch(requests)
-            handle = partial(record_handler, invocation=invocation)
-            return process_partial_response(event=event, record_handler=handle, processor=policy, context=context)
+            invocation.prefetch()
+            return process_partial_response(
+                event=event,
+                record_handler=partial(record_handler, invocation=invocation),
+                processor=FailurePolicy(invocation, invocation.settings.extract_max_receive_count),
+                context=context,
+            )
     finally:
         telemetry.flush(settings.service)

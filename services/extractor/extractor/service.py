@@ -136,8 +136,9 @@ class Extractor:
     settings: ExtractorSettings
     unit: IdempotentUnit
 
-    def invocation(self) -> Invocation:
-        return Invocation(self.ports, self.settings, self.unit)
+    def invocation(self, event: dict[str, Any]) -> Invocation:
+        """The invocation of an SQS batch (``event``), its valid requests read."""
+        return Invocation(self.ports, self.settings, self.unit, Invocation.requests_of(event))
 
 
 def build_extractor(
@@ -177,10 +178,13 @@ def request_of(record: SQSRecord) -> ExtractRequest:
 class Invocation:
     """One batch: its collaborators, the BLS answers fetched for it, and the records started in it."""
 
-    def __init__(self, ports: Ports, settings: ExtractorSettings, unit: IdempotentUnit) -> None:
+    def __init__(
+        self, ports: Ports, settings: ExtractorSettings, unit: IdempotentUnit, requests: list[ExtractRequest]
+    ) -> None:
         self.ports = ports
         self.settings = settings
         self.unit = unit
+        self.requests = requests  # the batch's valid requests
         self.lander = Lander(ports.lake, ports.state, ports.publish)
         self._bls: BlsApiFetcher | None = None
         self.started = 0  # records started in this invocation
@@ -233,10 +237,15 @@ class Invocation:
                 continue
         return found
 
-    def prefetch(self, requests: list[ExtractRequest]) -> None:
+    @property
+    def run_ids(self) -> str | None:
+        """The batch's run ids, for the correlation id of the logs before any record (None: no valid request)."""
+        return ",".join(sorted({r.run_id for r in self.requests})) or None
+
+    def prefetch(self) -> None:
         """Fetch the batch's BLS API series in as few queries as the limits allow, leaving out the requests whose
         unit of work is already done (completed redeliveries)."""
-        wanted = [r for r in requests if r.source is Source.BLS_API and not self.unit.already_done(r)]
+        wanted = [r for r in self.requests if r.source is Source.BLS_API and not self.unit.already_done(r)]
         if not wanted:
             return
         try:

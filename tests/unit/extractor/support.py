@@ -22,7 +22,7 @@ import boto3
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.settings import ExtractorSettings, load_settings
 from extractor.queues import ExtractQueues
-from extractor.service import Ports, build_extractor
+from extractor.service import Ports, build_extractor, build_ports
 from localrun.replay import ReplayServer
 from tests.aws_builders import (
     capture_topic,
@@ -160,7 +160,7 @@ def test_ports(aws: TestAws, settings: ExtractorSettings, read_timeout: float | 
 
 @contextmanager
 def bound_handler(
-    aws: TestAws,
+    aws: TestAws | None,
     replay: ReplayServer | None,
     environment: dict[str, str] | None = None,
     read_timeout: float | None = None,
@@ -168,12 +168,13 @@ def bound_handler(
 ) -> Iterator[Any]:
     """The extractor handler serving, for the block, an extractor composed as a fresh container would compose it:
     settings pointing at this test's replay server (if any) and ``environment``, ports on its moto clients (``ports``
-    replaces some of them)."""
+    replaces some of them). Without ``aws``, the production ports (the shared clients, the production session)."""
     from extractor import handler
 
     served = replay.environment() if replay is not None else {}
     settings = load_settings(ExtractorSettings, {**os.environ, **served, **(environment or {})})
-    composed = replace(test_ports(aws, settings, read_timeout), **ports)
+    production = build_ports(settings) if aws is None else test_ports(aws, settings, read_timeout)
+    composed = replace(production, **ports)
     with handler.extractor.use(build_extractor(settings, handler.config, handler.extract, composed)):
         yield handler
 
