@@ -78,18 +78,25 @@ class FailurePolicy(BatchProcessor):
         error = exception[1]
         failure = failure_of(error)
         decision = decide(failure, receive_count(record), self.max_receive_count)
+        if decision.action is Action.DEAD_LETTER:
+            return self._dead_lettered(record, exception, failure, decision.best_effort)
         if decision.action is Action.DEFER:
             self._defer(record, error, decision.defer_seconds)
-        elif decision.action is Action.RETRY or decision.best_effort:
-            _count_failure(failure, error)  # said before a best-effort dead-lettering, so the logs keep the reason
-        if decision.action is Action.DEAD_LETTER:
-            try:
-                outcome = self._dead_letter(record, error, failure, decision.best_effort)
-            except Exception:  # the DLQ or the topic refused: the record fails with that error; SQS keeps it
-                return super().failure_handler(record, sys.exc_info())
-            if outcome is not None:
-                return self.success_handler(record, outcome)
+        else:
+            _count_failure(failure, error)
         return super().failure_handler(record, exception)
+
+    def _dead_lettered(self, record: SQSRecord, exception: Any, failure: Failure, best_effort: bool) -> Any:
+        error = exception[1]
+        if best_effort:
+            _count_failure(failure, error)  # said first, so the logs keep the reason if the DLQ fails too
+        try:
+            outcome = self._dead_letter(record, error, failure, best_effort)
+        except Exception:  # the DLQ or the topic refused: the record fails with that error; SQS keeps the message
+            return super().failure_handler(record, sys.exc_info())
+        if outcome is None:
+            return super().failure_handler(record, exception)
+        return self.success_handler(record, outcome)
 
     def _dead_letter(self, record: SQSRecord, error: Any, failure: Failure, best_effort: bool) -> dict | None:
         """The dead-lettered outcome; None when a best-effort dead-lettering failed (the record fails as it was)."""
