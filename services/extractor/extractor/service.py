@@ -47,6 +47,8 @@ from extractor.queues import ExtractQueues
 from extractor.telemetry import telemetry
 
 if TYPE_CHECKING:
+    import requests
+
     from extractor.bls_api import BlsApiFetcher
     from extractor.http import HttpClient
     from extractor.socrata import SocrataExtraction
@@ -67,7 +69,7 @@ class Ports:
     queues: the ExtractQueue (continuations, postponed records, deferrals) and the ExtractDLQ.
     publish: sends a pipeline event to the PipelineTopic.
     credentials: the SSM SecureStrings (the BLS API key, the Socrata app token).
-    http: the sources' HTTP client, made on first call (one session, so one connection pool, per container).
+    http: makes the sources' HTTP client (over one session, so one connection pool, per container).
     idempotency: the persistence layer of the idempotency table.
     clock: now, in UTC (the BLS API's current year).
     """
@@ -86,10 +88,15 @@ def build_ports(settings: ExtractorSettings) -> Ports:
     """The ports wired to AWS and the sources from a validated ``ExtractorSettings``."""
 
     @cache
-    def http() -> HttpClient:
-        from extractor.http import HttpClient, new_session, user_agent
+    def session() -> requests.Session:  # one per container: its connection pool is reused across invocations
+        from extractor.http import new_session, user_agent
 
-        return HttpClient(new_session(user_agent(settings.contact_email)), max_bytes=settings.max_payload_bytes)
+        return new_session(user_agent(settings.contact_email))
+
+    def http() -> HttpClient:
+        from extractor.http import HttpClient
+
+        return HttpClient(session(), max_bytes=settings.max_payload_bytes)
 
     return Ports(
         lake=LakeStore(settings.lake_bucket),
@@ -186,6 +193,7 @@ class Invocation:
         self.unit = unit
         self.requests = requests  # the batch's valid requests
         self.lander = Lander(ports.lake, ports.state, ports.publish)
+        self._http: HttpClient | None = None
         self._bls: BlsApiFetcher | None = None
         self.started = 0  # records started in this invocation
 
@@ -195,7 +203,9 @@ class Invocation:
 
     @property
     def http(self) -> HttpClient:
-        return self.ports.http()
+        if self._http is None:
+            self._http = self.ports.http()
+        return self._http
 
     @property
     def bls(self) -> BlsApiFetcher:
