@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from datalake.batch import BatchProcessor, EventType
 from datalake.events import PublishError
 from datalake.lake import LakeError
+from datalake.observability import logger as function_logger
 from datalake.state import StateError
 from extractor.errors import Deferred, ExtractionError, InvalidMessage, PermanentFailure
 from extractor.policy import Action, Failure, decide
@@ -65,7 +66,9 @@ class FailurePolicy(BatchProcessor):
         try:
             return super()._process_record(record)
         finally:
-            logger.remove_keys(RECORD_LOG_KEYS)
+            # the function's own logger, which appended them: a child logger's keys live in its parent's formatter,
+            # which a process running several functions (the local runtime) may not have registered for this one
+            function_logger.remove_keys(RECORD_LOG_KEYS)
 
     def failure_handler(self, record: SQSRecord, exception: Any) -> Any:
         """Act on the policy's decision for a record whose handler raised.
