@@ -197,8 +197,8 @@ def test_429_honours_retry_after(extractor, aws, replay, lambda_context):
 
 
 def test_a_read_timeout_is_retried(bind, aws, replay, lambda_context):
-    extractor = bind(replay, read_timeout=0.5)
-    replay.add_hook(FailFirst("datausa", ReplayResponse(status=200, body=b"{}", delay_seconds=2.0), times=1))
+    extractor = bind(replay, read_timeout=1.0)
+    replay.add_hook(FailFirst("datausa", ReplayResponse(status=200, body=b"{}", delay_seconds=2.5), times=1))
     response = extractor.lambda_handler(sqs_event([request("datausa", "population")]), lambda_context)
     assert response == {"batchItemFailures": []}
     assert replay.counts["datausa"] == 2
@@ -216,7 +216,7 @@ def test_a_connection_reset_is_retried(extractor, aws, replay, lambda_context):
     [
         pytest.param(ReplayResponse(status=500, body=b"down"), id="persistent-500"),
         pytest.param(ReplayResponse(status=429, body=b"{}", headers={"Retry-After": "1"}), id="persistent-429"),
-        pytest.param(ReplayResponse(status=200, body=b"{}", delay_seconds=1.5), id="persistent-timeout"),
+        pytest.param(ReplayResponse(status=200, body=b"{}", delay_seconds=2.5), id="persistent-timeout"),
         pytest.param(
             ReplayResponse(status=200, body=json.dumps(NOT_PROCESSED).encode(), truncate_after=40), id="truncated"
         ),
@@ -224,7 +224,8 @@ def test_a_connection_reset_is_retried(extractor, aws, replay, lambda_context):
     ],
 )
 def test_a_source_that_stays_down_returns_its_records_to_the_queue(bind, aws, replay, lambda_context, fault):
-    extractor = bind(replay, read_timeout=0.5)
+    # a read timeout short enough for the slow answer to time out, long enough for a healthy one on a loaded machine
+    extractor = bind(replay, read_timeout=1.0)
     # GIVEN the BLS API failing on every attempt, and a DataUSA request in the same batch
     replay.add_hook(lambda req, proceed: fault if req.endpoint == "bls_api" else proceed())
     event = bls_batch()
