@@ -17,7 +17,7 @@ from tests.unit.extractor.support import (
     API_KEY,
     REPLAY,
     ServedBodies,
-    bind_handler,
+    bound_handler,
     create_test_aws,
     request,
     response_objects,
@@ -42,6 +42,12 @@ def replay():
         yield server
 
 
+@pytest.fixture
+def extractor(aws, replay):
+    with bound_handler(aws, replay) as handler:
+        yield handler
+
+
 def staged_observations(aws) -> pa.Table:
     pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix="staging/bls_observation/")
     keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
@@ -59,14 +65,13 @@ def recorded(series_id: str) -> set[tuple[int, str]]:
 
 @pytest.mark.parametrize(("keyed", "posts"), [(True, 2), (False, 4)])
 def test_a_backfill_split_into_windows_stages_every_year_from_the_stored_responses(
-    aws, replay, monkeypatch, lambda_context, keyed, posts
+    aws, replay, extractor, lambda_context, keyed, posts
 ):
     # GIVEN a 1987-2026 backfill of two series: 2 windows of 20 years with a key, 4 of 10 without
     if keyed:
         aws.put_api_key()
     served = ServedBodies()
     replay.add_hook(served)
-    extractor = bind_handler(monkeypatch, replay)
     event = sqs_event([request("bls_api", s, start_year=1987, end_year=2026) for s in SERIES])
 
     # WHEN the extractor lands it and the transformer stages each series' manifest

@@ -14,7 +14,7 @@ from datalake.contracts import ScheduleRequest, Source, Trigger
 from localrun.replay import ReplayServer
 from localrun.runner import Runner
 from scheduler.domain import chunks, plan_run
-from tests.unit.extractor.support import API_KEY, REPLAY, ServedBodies, bind_handler, response_objects
+from tests.unit.extractor.support import API_KEY, REPLAY, ServedBodies, bound_handler, response_objects
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,21 +28,22 @@ def replay():
 
 
 @pytest.fixture
-def runner(local_cloud, replay, monkeypatch):
+def runner(local_cloud, replay):
     """A runner whose only function is the extractor, bound to the local cloud's resources and the replay."""
-    handler = bind_handler(monkeypatch, replay, environment=local_cloud.function_environment("ExtractorFunction"))
-    runner = Runner(local_cloud)
-    runner._handlers.update(
-        {
-            "SchedulerFunction": None,
-            "ExtractorFunction": handler.lambda_handler,
-            "TransformerFunction": None,
-            "ModelerFunction": None,
-            "NotifierFunction": None,
-        }
-    )
-    local_cloud.client("sqs").purge_queue(QueueUrl=local_cloud.queue_urls["TransformQueue"])  # the s3:TestEvent
-    return runner
+    environment = local_cloud.function_environment("ExtractorFunction")
+    with bound_handler(None, replay, environment=environment) as handler:
+        runner = Runner(local_cloud)
+        runner._handlers.update(
+            {
+                "SchedulerFunction": None,
+                "ExtractorFunction": handler.lambda_handler,
+                "TransformerFunction": None,
+                "ModelerFunction": None,
+                "NotifierFunction": None,
+            }
+        )
+        local_cloud.client("sqs").purge_queue(QueueUrl=local_cloud.queue_urls["TransformQueue"])  # the s3:TestEvent
+        yield runner
 
 
 def schedule(cloud, request: ScheduleRequest | None, seed: str) -> list[str]:

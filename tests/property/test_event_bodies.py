@@ -182,17 +182,10 @@ def logs() -> Iterator[io.StringIO]:
 
 @FEWER
 @given(body=bodies)
-def test_the_extractor_dead_letters_a_hostile_request_with_its_reason(hostile_aws, lambda_context, monkeypatch, body):
-    from datalake.settings import ExtractorSettings, load_settings
-    from extractor import handler, service
+def test_the_extractor_dead_letters_a_hostile_request_with_its_reason(hostile_aws, lambda_context, body):
+    from tests.unit.extractor.support import bound_handler
 
-    env = {
-        **os.environ,
-        **dict.fromkeys(("BLS_API_URL", "BLS_BULK_URL", "DATAUSA_URL", "SOCRATA_URL"), "http://127.0.0.1:9/"),
-    }
-    monkeypatch.setattr(handler, "settings", load_settings(ExtractorSettings, env))
-    handler.idempotency.cache_clear()
-    service.credentials.clear()
+    unreachable = dict.fromkeys(("BLS_API_URL", "BLS_BULK_URL", "DATAUSA_URL", "SOCRATA_URL"), "http://127.0.0.1:9/")
     record = sqs_record(body)
     try:
         ExtractRecord.model_validate(record)
@@ -201,7 +194,8 @@ def test_the_extractor_dead_letters_a_hostile_request_with_its_reason(hostile_aw
         pass
     before = all_keys(hostile_aws["s3"])
 
-    response = handler.lambda_handler({"Records": [record]}, lambda_context)
+    with bound_handler(hostile_aws["kit"], None, unreachable) as handler:
+        response = handler.lambda_handler({"Records": [record]}, lambda_context)
 
     assert response == {"batchItemFailures": []}  # done: retrying cannot help
     dead = hostile_aws["kit"].dlq_messages()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,27 +53,24 @@ class FakeSource(BaseAdapter):
 
 
 @pytest.fixture
-def extractor(monkeypatch) -> Iterator[tuple[Any, Any, Callable[[FakeSource], None]]]:
+def extractor() -> Iterator[tuple[Any, Any, Callable[[FakeSource], None]]]:
     """The extractor handler on moto, its settings with a small payload limit; ``use(source)`` plugs a source in."""
-    from datalake.settings import ExtractorSettings, load_settings
-    from extractor import handler, service
+    from extractor.http import HttpClient
+    from tests.unit.extractor.support import bound_handler, quick_session
 
-    with mock_aws():
+    env = {"MAX_PAYLOAD_BYTES": str(LIMIT), "SOCRATA_PAGE_SIZE": "2"}
+    env.update(dict.fromkeys(("BLS_BULK_URL", "SOCRATA_URL"), "https://source.invalid/"))
+    env.update(DATAUSA_URL="https://source.invalid/tesseract/data.jsonrecords")
+    env.update(BLS_API_URL="https://source.invalid/publicAPI/v2/timeseries/data/")
+    with mock_aws(), ExitStack() as stack:
         aws = create_test_aws()
-        env = {**os.environ, "MAX_PAYLOAD_BYTES": str(LIMIT), "SOCRATA_PAGE_SIZE": "2"}
-        env.update(dict.fromkeys(("BLS_BULK_URL", "SOCRATA_URL"), "https://source.invalid/"))
-        env.update(DATAUSA_URL="https://source.invalid/tesseract/data.jsonrecords")
-        env.update(BLS_API_URL="https://source.invalid/publicAPI/v2/timeseries/data/")
-        monkeypatch.setattr(handler, "settings", load_settings(ExtractorSettings, env))
-        handler.idempotency.cache_clear()
-        service.credentials.clear()
+        handler = stack.enter_context(bound_handler(aws, None, env))
 
         def use(source: FakeSource) -> None:
-            from extractor.http import new_session, user_agent
-
-            session = new_session(user_agent("tests@example.org"))
+            session = quick_session()
             session.mount("https://", source)
-            monkeypatch.setattr(service, "http_session", lambda _contact: session)
+            http = HttpClient(session, max_bytes=LIMIT)
+            stack.enter_context(bound_handler(aws, None, env, http=lambda: http))
 
         yield handler, aws, use
 

@@ -82,3 +82,9 @@ class TimeBudgetExceeded(TransientFailure):
 
 class PayloadTooLarge(PermanentFailure):
     reason_code = "payload_too_large"
+
+
+class InvalidMessage(PermanentFailure):
+    """The message body is not an ExtractRequest: dead-lettered as it is, with the validation problems."""
+
+    reason_code = "invalid_message"

@@ -52,7 +52,9 @@ class BudgetedRetry(Retry):
         super().sleep(response)
 
 
-def retry_policy() -> BudgetedRetry:
+def retry_policy(backoff_factor: float | None = None, backoff_jitter: float | None = None) -> BudgetedRetry:
+    """The production policy; tests pass shorter waits (the same retries, Retry-After still honoured). The module's
+    timings are read at each call: the local runtime's fault plans shorten them for a run."""
     return BudgetedRetry(
         total=6,
         connect=3,
@@ -61,8 +63,8 @@ def retry_policy() -> BudgetedRetry:
         other=1,
         allowed_methods=None,  # the BLS query is a POST, and safe to repeat
         status_forcelist=RETRY_STATUSES,
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_jitter=BACKOFF_JITTER,
+        backoff_factor=BACKOFF_FACTOR if backoff_factor is None else backoff_factor,
+        backoff_jitter=BACKOFF_JITTER if backoff_jitter is None else backoff_jitter,
         backoff_max=BACKOFF_MAX,
         respect_retry_after_header=True,
         raise_on_status=False,  # the final answer comes back; the connector decides what it means

@@ -22,6 +22,7 @@ An unchanged source is landed again when the staging files its last landing prod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -38,8 +39,8 @@ from datalake.contracts import (
     HeldLanding,
     Manifest,
     ManifestPart,
+    PipelineEvent,
 )
-from datalake.events import publish_event
 from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
 from datalake.layout import held_key, landing_key, landing_part_key, manifest_key
 from datalake.state import ConditionFailed, StateStore, dataset_pk, utc_stamp
@@ -200,11 +201,10 @@ def put_object(
 
 
 class Lander:
-    def __init__(self, lake: LakeStore, state: StateStore, topic_arn: str, sns: Any | None = None) -> None:
+    def __init__(self, lake: LakeStore, state: StateStore, publish: Callable[[PipelineEvent], Any]) -> None:
         self.lake = lake
         self.state = state
-        self.topic_arn = topic_arn
-        self.sns = sns
+        self.publish = publish
 
     # -- change detection -------------------------------------------------------------------------------------
     def last_landing(self, request: ExtractRequest) -> dict[str, Any] | None:
@@ -218,16 +218,14 @@ class Lander:
             STATE_SK,
             set_values={"last_checked_at": now.isoformat(), "last_run_id": request.run_id},
         )
-        publish_event(
+        self.publish(
             DatasetUnchanged(
                 run_id=request.run_id,
                 source=request.source,
                 dataset=request.dataset,
                 content_sha256=content_sha256,
                 counts=counts,
-            ),
-            self.topic_arn,
-            self.sns,
+            )
         )
         telemetry.count("DatasetsUnchanged", source=request.source.value)
         logger.info("dataset unchanged", extra={"content_sha256": content_sha256, **counts})
@@ -451,7 +449,7 @@ class Lander:
             object_metadata(record.run_id, record.source_url, record.content_sha256, None),
             "application/json",
         )
-        publish_event(
+        self.publish(
             DatasetHeld(
                 run_id=record.run_id,
                 source=record.source,
@@ -463,9 +461,7 @@ class Lander:
                 acceptable=record.acceptable,
                 counts={"records": sum(p.records or 0 for p in record.parts)},
                 keys=[p.key for p in record.parts],
-            ),
-            self.topic_arn,
-            self.sns,
+            )
         )
         telemetry.count("DatasetsHeld", source=record.source.value)
         logger.warning(
@@ -572,7 +568,7 @@ class Lander:
             )
             logger.warning("a newer fetch landed meanwhile; this landing is superseded", extra={"newer": newer})
             return self.superseded(manifest_request(manifest), newer)
-        publish_event(
+        self.publish(
             DatasetExtracted(
                 run_id=manifest.run_id,
                 source=manifest.source,
@@ -582,9 +578,7 @@ class Lander:
                 restored=restored or [],
                 counts=counts,
                 keys=[p.key for p in manifest.parts],
-            ),
-            self.topic_arn,
-            self.sns,
+            )
         )
         telemetry.count("DatasetsExtracted", source=manifest.source.value)
         logger.info(

@@ -1,21 +1,14 @@
-"""Fixtures of the extractor's tests: moto in-process, the bundled replay on 127.0.0.1, the handler bound to both."""
+"""Fixtures of the extractor's tests: moto in-process, the bundled replay on 127.0.0.1, the handler composed on both."""
 
 from __future__ import annotations
+
+from contextlib import ExitStack
 
 import pytest
 from moto import mock_aws
 
 from localrun.replay import ReplayServer
-from tests.unit.extractor.support import REPLAY, bind_handler, create_test_aws
-
-
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch):
-    """The production retry policy with short waits, so retry tests take seconds (Retry-After still honoured)."""
-    from extractor import http
-
-    monkeypatch.setattr(http, "BACKOFF_FACTOR", 0.05)
-    monkeypatch.setattr(http, "BACKOFF_JITTER", 0.05)
+from tests.unit.extractor.support import REPLAY, bound_handler, create_test_aws
 
 
 @pytest.fixture
@@ -31,6 +24,14 @@ def replay():
 
 
 @pytest.fixture
-def extractor(aws, replay, monkeypatch):
-    """The extractor handler, pointed at moto and the bundled replay."""
-    return bind_handler(monkeypatch, replay)
+def bind(aws):
+    """``bind(replay, environment=None, read_timeout=None, **ports)``: the handler, serving until the test ends an
+    extractor composed on moto and that replay server (``ports`` replaces some of its ports)."""
+    with ExitStack() as stack:
+        yield lambda replay, *args, **kwargs: stack.enter_context(bound_handler(aws, replay, *args, **kwargs))
+
+
+@pytest.fixture
+def extractor(bind, replay):
+    """The extractor handler, composed on moto and the bundled replay."""
+    return bind(replay)

@@ -1,7 +1,7 @@
-"""Helpers for the extractor's tests: AWS resources on moto, a replay server, and binding the handler to them.
+"""Helpers for the extractor's tests: AWS resources on moto, a replay server, and the handler composed on them.
 
-The handler reads its settings and builds its idempotency layer at import (cold start). Tests point that
-already-imported handler at their own resources and replay server with ``bind_handler``.
+The handler composes its extractor (settings, ports, idempotent unit) on first use. A test hands it one composed
+on its own moto clients and replay server with ``bound_handler`` (the ``bind`` fixture): nothing is patched.
 """
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.settings import ExtractorSettings, load_settings
+from extractor.queues import ExtractQueues
+from extractor.service import Ports, build_extractor, build_ports
 from localrun.replay import ReplayServer
 from tests.aws_builders import (
     capture_topic,
@@ -123,22 +125,73 @@ def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     return drain_queue(sqs, url)
 
 
-def bind_handler(
-    monkeypatch: pytest.MonkeyPatch, replay: ReplayServer, environment: dict[str, str] | None = None
-) -> Any:
-    """Point the (already imported) extractor handler at this test's resources and replay server.
+def quick_session(contact_email: str = "tests@example.org") -> Any:
+    """The production session and retry policy with short waits, so retry tests take seconds (Retry-After is still
+    honoured)."""
+    from extractor.http import new_session, retry_policy, user_agent
 
-    The handler's settings are replaced, and what it builds on first use (the idempotency layer and its AWS
-    client, the HTTP session, cached credentials) is forgotten, as in a fresh container.
-    """
-    from extractor import handler, service
+    return new_session(user_agent(contact_email), retry_policy(backoff_factor=0.05, backoff_jitter=0.05))
 
-    env = {**os.environ, **replay.environment(), **(environment or {})}
-    monkeypatch.setattr(handler, "settings", load_settings(ExtractorSettings, env))
-    handler.idempotency.cache_clear()
-    service.credentials.clear()
-    service.http_session.cache_clear()
-    return handler
+
+def test_ports(aws: TestAws, settings: ExtractorSettings, read_timeout: float | None = None) -> Ports:
+    """The extractor's ports on this test's moto clients, and an HTTP client with quick retries (one session)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from datalake.events import publish_event
+    from datalake.lake import LakeStore
+    from datalake.state import StateStore
+    from extractor.credentials import CredentialStore
+    from extractor.http import HttpClient
+    from extractor.queues import ExtractQueues
+
+    http = HttpClient(
+        quick_session(settings.contact_email), read_timeout=read_timeout, max_bytes=settings.max_payload_bytes
+    )
+    return Ports(
+        lake=LakeStore(settings.lake_bucket, aws.s3),
+        state=StateStore(settings.state_table, aws.ddb),
+        queues=ExtractQueues(settings.extract_dlq_url, settings.extract_queue_url, aws.sqs),
+        publish=lambda event: publish_event(event, settings.pipeline_topic_arn, aws.sns),
+        credentials=CredentialStore(aws.ssm),
+        http=lambda: http,
+        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=aws.ddb),
+    )
+
+
+@contextmanager
+def bound_handler(
+    aws: TestAws | None,
+    replay: ReplayServer | None,
+    environment: dict[str, str] | None = None,
+    read_timeout: float | None = None,
+    **ports: Any,
+) -> Iterator[Any]:
+    """The extractor handler serving, for the block, an extractor composed as a fresh container would compose it:
+    settings pointing at this test's replay server (if any) and ``environment``, ports on its moto clients (``ports``
+    replaces some of them). Without ``aws``, the production ports (the shared clients, the production session)."""
+    from extractor import handler
+
+    served = replay.environment() if replay is not None else {}
+    settings = load_settings(ExtractorSettings, {**os.environ, **served, **(environment or {})})
+    production = build_ports(settings) if aws is None else test_ports(aws, settings, read_timeout)
+    composed = replace(production, **ports)
+    with handler.extractor.use(build_extractor(settings, handler.config, handler.extract, composed)):
+        yield handler
+
+
+class DeferralSpy(ExtractQueues):
+    """The ExtractQueue and DLQ on moto, keeping the seconds of every deferral; ``forward=False`` leaves the
+    message's visibility alone (its receipt handle is made up)."""
+
+    def __init__(self, aws: TestAws, forward: bool = True) -> None:
+        super().__init__(os.environ["EXTRACT_DLQ_URL"], aws.extract_queue, aws.sqs)
+        self.forward = forward
+        self.deferred: list[int] = []
+
+    def defer(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+        self.deferred.append(seconds)
+        if self.forward:
+            super().defer(queue_arn, receipt_handle, seconds)
 
 
 def request(

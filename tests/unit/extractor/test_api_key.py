@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from extractor.queues import ExtractQueues
 from localrun.replay import ReplayResponse
-from tests.unit.extractor.support import API_KEY, failed_ids, request, sqs_event
+from tests.unit.extractor.support import API_KEY, DeferralSpy, failed_ids, request, sqs_event
 
 SERIES = ["LNS14000000", "CES0000000001", "PRS30006032", "SMS38000001000000001"]
 
@@ -108,9 +107,9 @@ def test_a_response_that_echoes_the_key_is_not_stored_and_its_series_are_dead_le
     assert API_KEY not in logs and API_KEY.upper() not in logs
 
 
-def test_the_key_stays_secret_when_bls_rejects_it(extractor, aws, replay, lambda_context, captured_logs, monkeypatch):
+def test_the_key_stays_secret_when_bls_rejects_it(bind, aws, replay, lambda_context, captured_logs):
     aws.put_api_key()
-    monkeypatch.setattr(ExtractQueues, "defer", lambda *args: None)
+    extractor = bind(replay, queues=DeferralSpy(aws, forward=False))
     replay.add_hook(
         lambda req, proceed: ReplayResponse.json_body(
             {

@@ -6,9 +6,10 @@ import hashlib
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from datalake.contracts import Manifest
-from extractor import landing
+from datalake.lake import LakeStore
 from tests.unit.extractor.support import (
     API_KEY,
     ServedBodies,
@@ -165,20 +166,30 @@ def test_a_backfill_lands_one_part_per_year_window_each_a_stored_response(
     assert not [body for body in stored.values() if API_KEY.encode() in body]
 
 
+class SlowDownOnce:
+    """An S3 client that refuses its first PutObject (SlowDown) and keeps the key of every PutObject asked of it."""
+
+    def __init__(self, s3) -> None:
+        self.s3 = s3
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.s3, name)
+
+    def put_object(self, **kwargs):
+        self.calls.append(kwargs["Key"])
+        if len(self.calls) == 1:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate."}}, "PutObject")
+        return self.s3.put_object(**kwargs)
+
+
 def test_a_failed_write_of_the_response_fails_that_record_and_the_next_series_writes_it(
-    extractor, aws, replay, lambda_context, monkeypatch
+    bind, aws, replay, lambda_context
 ):
     # GIVEN S3 refusing the first write of the batch (the response object, needed first by the first series)
-    real_put = landing.put_object
-    calls = []
-
-    def flaky_put(lake, key, *args, **kwargs):
-        calls.append(key)
-        if len(calls) == 1:
-            raise landing.LakeError(f"cannot write {key}: SlowDown")
-        return real_put(lake, key, *args, **kwargs)
-
-    monkeypatch.setattr(landing, "put_object", flaky_put)
+    s3 = SlowDownOnce(aws.s3)
+    extractor = bind(replay, lake=LakeStore(aws.bucket, s3))
+    calls = s3.calls
     event = sqs_event([request("bls_api", s, start_year=2024, end_year=2026) for s in SERIES])
 
     # WHEN the batch is extracted

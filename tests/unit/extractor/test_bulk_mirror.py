@@ -12,7 +12,7 @@ import pytest
 
 from datalake.contracts import Manifest
 from localrun.replay import ReplayResponse, ReplayServer
-from tests.unit.extractor.support import PR_2025_02, REPLAY, bind_handler, failed_ids, request, sqs_event
+from tests.unit.extractor.support import PR_2025_02, REPLAY, bound_handler, failed_ids, request, sqs_event
 
 MIRROR = "landing/bls_bulk/pr/"
 
@@ -53,9 +53,10 @@ def manifests(aws) -> list[Manifest]:
     return [Manifest.model_validate_json(aws.s3.get_object(Bucket=aws.bucket, Key=k)["Body"].read()) for k in keys]
 
 
-def sync(monkeypatch, replay: ReplayServer, run_id: str, lambda_context) -> dict:
-    handler = bind_handler(monkeypatch, replay)
-    return handler.lambda_handler(sqs_event([request("bls_bulk", "pr", run_id=run_id)]), lambda_context)
+def sync(aws, replay: ReplayServer, run_id: str, lambda_context) -> dict:
+    """One run's sync of the pr directory, from ``replay``, by a freshly composed extractor."""
+    with bound_handler(aws, replay) as handler:
+        return handler.lambda_handler(sqs_event([request("bls_bulk", "pr", run_id=run_id)]), lambda_context)
 
 
 @pytest.fixture
@@ -64,18 +65,18 @@ def releases():
         yield old, new
 
 
-def test_two_real_releases_then_the_same_again(aws, releases, monkeypatch, lambda_context):
+def test_two_real_releases_then_the_same_again(aws, releases, lambda_context):
     old, new = releases
     old_files, new_files = release(PR_2025_02), release(REPLAY)
 
     # GIVEN the mirror of the 2025-02 release
-    assert sync(monkeypatch, old, "20250215T080000Z-00000001", lambda_context) == {"batchItemFailures": []}
+    assert sync(aws, old, "20250215T080000Z-00000001", lambda_context) == {"batchItemFailures": []}
     assert mirrored_files(aws) == old_files
     assert writes(aws) == dict.fromkeys(old_files, 1)
     aws.events()
 
     # WHEN the 2026-08 release is synced
-    assert sync(monkeypatch, new, "20260807T080000Z-00000002", lambda_context) == {"batchItemFailures": []}
+    assert sync(aws, new, "20260807T080000Z-00000002", lambda_context) == {"batchItemFailures": []}
 
     # THEN the mirror equals the new release ...
     assert mirrored_files(aws) == new_files
@@ -98,7 +99,7 @@ def test_two_real_releases_then_the_same_again(aws, releases, monkeypatch, lambd
 
     # WHEN the same release is synced once more
     before = aws.versions("landing/")
-    assert sync(monkeypatch, new, "20260808T080000Z-00000003", lambda_context) == {"batchItemFailures": []}
+    assert sync(aws, new, "20260808T080000Z-00000003", lambda_context) == {"batchItemFailures": []}
 
     # THEN nothing at all is written: no file, no delete marker, no manifest
     assert aws.versions("landing/") == before
@@ -109,9 +110,9 @@ def test_two_real_releases_then_the_same_again(aws, releases, monkeypatch, lambd
     assert new.counts["bls_bulk_file"] == 2 * len(new_files) + len(removed)
 
 
-def test_a_failed_download_writes_and_deletes_nothing(aws, releases, monkeypatch, lambda_context):
+def test_a_failed_download_writes_and_deletes_nothing(aws, releases, lambda_context):
     old, new = releases
-    sync(monkeypatch, old, "20250215T080000Z-00000001", lambda_context)
+    sync(aws, old, "20250215T080000Z-00000001", lambda_context)
     before = aws.versions("landing/")
 
     # GIVEN BLS failing on one file of the new release, beyond the HTTP retries
@@ -123,7 +124,7 @@ def test_a_failed_download_writes_and_deletes_nothing(aws, releases, monkeypatch
     new.add_hook(broken_file)
 
     # WHEN the sync runs
-    response = sync(monkeypatch, new, "20260807T080000Z-00000002", lambda_context)
+    response = sync(aws, new, "20260807T080000Z-00000002", lambda_context)
 
     # THEN the record fails (it returns to the queue) and the mirror is untouched: no write, no delete
     assert failed_ids(response) == {"m-0"}
@@ -132,7 +133,7 @@ def test_a_failed_download_writes_and_deletes_nothing(aws, releases, monkeypatch
 
     # AND once BLS answers again, the redelivered request completes the sync
     new.clear_hooks()
-    assert sync(monkeypatch, new, "20260807T080000Z-00000002", lambda_context) == {"batchItemFailures": []}
+    assert sync(aws, new, "20260807T080000Z-00000002", lambda_context) == {"batchItemFailures": []}
     assert mirrored_files(aws) == release(REPLAY)
 
 
@@ -143,13 +144,13 @@ def test_a_failed_download_writes_and_deletes_nothing(aws, releases, monkeypatch
         ReplayResponse(status=500, body=b"Internal Server Error"),
     ],
 )
-def test_a_broken_listing_deletes_nothing(aws, releases, monkeypatch, lambda_context, answer):
+def test_a_broken_listing_deletes_nothing(aws, releases, lambda_context, answer):
     old, new = releases
-    sync(monkeypatch, old, "20250215T080000Z-00000001", lambda_context)
+    sync(aws, old, "20250215T080000Z-00000001", lambda_context)
     before = aws.versions("landing/")
     new.add_hook(lambda req, proceed: answer if req.endpoint == "bls_bulk_listing" else proceed())
 
-    response = sync(monkeypatch, new, "20260807T080000Z-00000002", lambda_context)
+    response = sync(aws, new, "20260807T080000Z-00000002", lambda_context)
 
     assert failed_ids(response) == {"m-0"}
     assert aws.versions("landing/") == before
@@ -165,8 +166,8 @@ def test_bls_refuses_without_a_contact_in_the_user_agent(releases):
     assert requests.get(url, headers={"User-Agent": "odp (+ops@example.org)"}, timeout=5).status_code == 200
 
 
-def test_the_mirror_sends_the_contact_email(aws, releases, monkeypatch, lambda_context):
+def test_the_mirror_sends_the_contact_email(aws, releases, lambda_context):
     old, _ = releases
-    sync(monkeypatch, old, "20250215T080000Z-00000001", lambda_context)
+    sync(aws, old, "20250215T080000Z-00000001", lambda_context)
     agents = {r.headers.get("user-agent") for r in old.log}
     assert agents == {"open-data-pipeline/0.1 (+tests@example.org)"}

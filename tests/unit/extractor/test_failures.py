@@ -8,7 +8,6 @@ import time
 import pytest
 
 from datalake.contracts import Source
-from extractor.queues import ExtractQueues
 from localrun.replay import ReplayResponse, ReplayServer
 from localrun.runner import sqs_lambda_record
 from tests.conftest import load_event
@@ -16,7 +15,7 @@ from tests.unit.extractor.support import (
     EXTRACT_QUEUE_ARN,
     MISSING_SERIES,
     REPLAY,
-    bind_handler,
+    DeferralSpy,
     failed_ids,
     replay_dir_with,
     request,
@@ -69,9 +68,9 @@ def missing_series_replay(tmp_path):
 
 
 def test_nonexistent_series_malformed_request_and_missing_dataset_end_in_the_dlq(
-    aws, missing_series_replay, monkeypatch, lambda_context
+    aws, bind, missing_series_replay, lambda_context
 ):
-    handler = bind_handler(monkeypatch, missing_series_replay)
+    handler = bind(missing_series_replay)
     event = load_event("extractor_dead_letters.json")
 
     response = handler.lambda_handler(event, lambda_context)
@@ -96,8 +95,8 @@ def test_nonexistent_series_malformed_request_and_missing_dataset_end_in_the_dlq
     assert failed == ["CES9999999999", "zz00-0404"]
 
 
-def test_a_nonexistent_series_does_not_fail_its_neighbours(aws, missing_series_replay, monkeypatch, lambda_context):
-    handler = bind_handler(monkeypatch, missing_series_replay)
+def test_a_nonexistent_series_does_not_fail_its_neighbours(aws, bind, missing_series_replay, lambda_context):
+    handler = bind(missing_series_replay)
     event = sqs_event([request("bls_api", s, start_year=2024, end_year=2026) for s in ("LNS14000000", "CES9999999999")])
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert missing_series_replay.counts["bls_api"] == 1  # one coalesced query for both
@@ -119,9 +118,7 @@ def test_a_series_no_recording_holds_has_no_data_rather_than_not_existing(extrac
 # -- REQUEST_NOT_PROCESSED: deferred with a growing visibility timeout, never dropped ---------------------------
 
 
-def test_request_not_processed_defers_the_messages_and_they_land_later(
-    extractor, aws, replay, lambda_context, monkeypatch
-):
+def test_request_not_processed_defers_the_messages_and_they_land_later(bind, aws, replay, lambda_context):
     # GIVEN three series sent through the real queue, and BLS refusing (daily threshold reached)
     sqs = aws.sqs
     for s in SERIES:
@@ -129,14 +126,8 @@ def test_request_not_processed_defers_the_messages_and_they_land_later(
     replay.add_hook(
         lambda req, proceed: ReplayResponse.json_body(NOT_PROCESSED) if req.endpoint == "bls_api" else proceed()
     )
-    deferred: list[int] = []
-    original_defer = ExtractQueues.defer
-
-    def spy(self, queue_arn, receipt_handle, seconds):
-        deferred.append(seconds)
-        return original_defer(self, queue_arn, receipt_handle, seconds)
-
-    monkeypatch.setattr(ExtractQueues, "defer", spy)
+    queues = DeferralSpy(aws)
+    extractor = bind(replay, queues=queues)
     messages = sqs.receive_message(QueueUrl=aws.extract_queue, MaxNumberOfMessages=10, AttributeNames=["All"])[
         "Messages"
     ]
@@ -147,7 +138,7 @@ def test_request_not_processed_defers_the_messages_and_they_land_later(
 
     # THEN every record fails (stays in the queue), deferred 15 minutes on this first receive
     assert failed_ids(response) == {m["MessageId"] for m in messages}
-    assert deferred == [900, 900, 900]
+    assert queues.deferred == [900, 900, 900]
     assert replay.counts["bls_api"] == 1
     counts = sqs.get_queue_attributes(
         QueueUrl=aws.extract_queue,
@@ -171,15 +162,15 @@ def test_request_not_processed_defers_the_messages_and_they_land_later(
     assert sorted(k.split("/")[2] for k in manifests(aws)) == sorted(SERIES)
 
 
-def test_a_second_refusal_defers_twice_as_long(extractor, aws, replay, lambda_context, monkeypatch):
+def test_a_second_refusal_defers_twice_as_long(bind, aws, replay, lambda_context):
     replay.add_hook(lambda req, proceed: ReplayResponse.json_body(NOT_PROCESSED))
-    deferred = []
-    monkeypatch.setattr(ExtractQueues, "defer", lambda self, arn, handle, seconds: deferred.append(seconds))
+    queues = DeferralSpy(aws, forward=False)
+    extractor = bind(replay, queues=queues)
     event = bls_batch()
     for record in event["Records"]:
         record["attributes"]["ApproximateReceiveCount"] = "2"
     assert len(failed_ids(extractor.lambda_handler(event, lambda_context))) == 3
-    assert deferred == [1800, 1800, 1800]
+    assert queues.deferred == [1800, 1800, 1800]
 
 
 # -- transient faults: retried by urllib3 within the budget, else returned to the queue -------------------------
@@ -205,11 +196,9 @@ def test_429_honours_retry_after(extractor, aws, replay, lambda_context):
     assert [e["event_type"] for e in aws.events()] == ["dataset.extracted"]
 
 
-def test_a_read_timeout_is_retried(extractor, aws, replay, lambda_context, monkeypatch):
-    from extractor import http
-
-    monkeypatch.setattr(http, "READ_TIMEOUT", 0.5)
-    replay.add_hook(FailFirst("datausa", ReplayResponse(status=200, body=b"{}", delay_seconds=2.0), times=1))
+def test_a_read_timeout_is_retried(bind, aws, replay, lambda_context):
+    extractor = bind(replay, read_timeout=1.0)
+    replay.add_hook(FailFirst("datausa", ReplayResponse(status=200, body=b"{}", delay_seconds=2.5), times=1))
     response = extractor.lambda_handler(sqs_event([request("datausa", "population")]), lambda_context)
     assert response == {"batchItemFailures": []}
     assert replay.counts["datausa"] == 2
@@ -227,19 +216,16 @@ def test_a_connection_reset_is_retried(extractor, aws, replay, lambda_context):
     [
         pytest.param(ReplayResponse(status=500, body=b"down"), id="persistent-500"),
         pytest.param(ReplayResponse(status=429, body=b"{}", headers={"Retry-After": "1"}), id="persistent-429"),
-        pytest.param(ReplayResponse(status=200, body=b"{}", delay_seconds=1.5), id="persistent-timeout"),
+        pytest.param(ReplayResponse(status=200, body=b"{}", delay_seconds=2.5), id="persistent-timeout"),
         pytest.param(
             ReplayResponse(status=200, body=json.dumps(NOT_PROCESSED).encode(), truncate_after=40), id="truncated"
         ),
         pytest.param(ReplayResponse(status=200, body=b"<html>Bad gateway</html>"), id="html-with-200"),
     ],
 )
-def test_a_source_that_stays_down_returns_its_records_to_the_queue(
-    extractor, aws, replay, lambda_context, monkeypatch, fault
-):
-    from extractor import http
-
-    monkeypatch.setattr(http, "READ_TIMEOUT", 0.5)
+def test_a_source_that_stays_down_returns_its_records_to_the_queue(bind, aws, replay, lambda_context, fault):
+    # a read timeout short enough for the slow answer to time out, long enough for a healthy one on a loaded machine
+    extractor = bind(replay, read_timeout=1.0)
     # GIVEN the BLS API failing on every attempt, and a DataUSA request in the same batch
     replay.add_hook(lambda req, proceed: fault if req.endpoint == "bls_api" else proceed())
     event = bls_batch()
@@ -274,11 +260,11 @@ def test_a_retry_after_beyond_the_time_budget_fails_fast(extractor, aws, replay,
 
 
 @pytest.mark.sockets
-def test_a_message_redriven_from_the_dlq_once_fixed_is_processed(aws, monkeypatch, lambda_context, tmp_path):
+def test_a_message_redriven_from_the_dlq_once_fixed_is_processed(aws, bind, lambda_context, tmp_path):
     # GIVEN a request dead-lettered because its dataset did not exist
     folder = replay_dir_with(tmp_path, (REPLAY, "socrata"))
     with ReplayServer(folder) as server:
-        handler = bind_handler(monkeypatch, server)
+        handler = bind(server)
         event = sqs_event([request("socrata", "zz00-0404")])
         assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
         [dead] = aws.dlq_messages()

@@ -8,28 +8,30 @@ B's release. The same holds for a single-object source (DataUSA) landed through 
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 
 import pytest
 
 from datalake.contracts import ExtractParams, ExtractRequest, Source
+from datalake.events import publish_event
 from datalake.lake import LakeStore
 from datalake.lease import Lease
 from datalake.state import StateStore, dataset_pk, utc_stamp
 from extractor.bls_bulk import BulkMirror
-from extractor.http import HttpClient, new_session, user_agent
+from extractor.http import HttpClient
 from extractor.landing import Lander
 from extractor.snapshots import fetch_datausa
 from localrun.replay import ReplayServer
-from tests.unit.extractor.support import PR_2025_02, REPLAY
+from tests.unit.extractor.support import PR_2025_02, REPLAY, quick_session
 
 MIRROR = "landing/bls_bulk/pr/"
 
 
 def mirror_of(aws, replay: ReplayServer) -> BulkMirror:
     lake, state = LakeStore(aws.bucket, aws.s3), StateStore(aws.state_table, aws.ddb)
-    http = HttpClient(new_session(user_agent("tests@example.org")))
-    lander = Lander(lake, state, "arn:aws:sns:us-east-1:123456789012:test-pipeline", aws.sns)
+    http = HttpClient(quick_session())
+    lander = Lander(lake, state, lambda event: publish_event(event, os.environ["PIPELINE_TOPIC_ARN"], aws.sns))
     return BulkMirror(http, replay.environment()["BLS_BULK_URL"], lake, state, lander, Lease(aws.state_table, aws.ddb))
 
 
@@ -88,8 +90,8 @@ def test_the_older_fetch_committing_last_changes_nothing(aws):
 @pytest.mark.sockets
 def test_an_older_datausa_fetch_committing_last_is_superseded(aws):
     lake, state = LakeStore(aws.bucket, aws.s3), StateStore(aws.state_table, aws.ddb)
-    lander = Lander(lake, state, "arn:aws:sns:us-east-1:123456789012:test-pipeline", aws.sns)
-    http = HttpClient(new_session(user_agent("tests@example.org")))
+    lander = Lander(lake, state, lambda event: publish_event(event, os.environ["PIPELINE_TOPIC_ARN"], aws.sns))
+    http = HttpClient(quick_session())
     with ReplayServer(REPLAY) as replay:
         url = replay.environment()["DATAUSA_URL"]
         request_a = pr_request("20261203T080000Z-0000000a").model_copy(

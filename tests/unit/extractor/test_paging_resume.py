@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from moto import mock_aws
 
 from datalake.contracts import ExtractRequest, Manifest
 from localrun.replay import ReplayResponse, ReplayServer
-from tests.unit.extractor.support import bind_handler, create_test_aws, drain, request, sqs_record
+from tests.unit.extractor.support import bound_handler, create_test_aws, drain, quick_session, request, sqs_record
 
 DATASET = "scal-0001"
 ROWS = 23
@@ -61,22 +62,23 @@ def replay_dir(tmp_path_factory) -> Path:
 
 def socrata_extraction(aws, replay: ReplayServer, pages_per_invocation: int):
     """The connector on moto and the replay, with the clock fixed (so two worlds fetch "at the same time")."""
+    from datalake.events import publish_event
     from datalake.lake import LakeStore
     from datalake.state import StateStore
     from extractor.checkpoint import CheckpointStore
-    from extractor.http import HttpClient, new_session
+    from extractor.http import HttpClient
     from extractor.landing import Lander
     from extractor.queues import ExtractQueues
     from extractor.socrata import SocrataExtraction
 
-    lake, state = LakeStore(aws.bucket), StateStore(aws.state_table)
+    lake, state = LakeStore(aws.bucket, aws.s3), StateStore(aws.state_table, aws.ddb)
     return SocrataExtraction(
-        HttpClient(new_session("tests (+tests@example.org)")),
+        HttpClient(quick_session()),
         replay.base_url + "/",
         None,
-        Lander(lake, state, "arn:aws:sns:us-east-1:123456789012:test-pipeline"),
+        Lander(lake, state, lambda event: publish_event(event, os.environ["PIPELINE_TOPIC_ARN"], aws.sns)),
         CheckpointStore(lake, state),
-        ExtractQueues(aws.dlq, aws.extract_queue).send,
+        ExtractQueues(aws.dlq, aws.extract_queue, aws.sqs).send,
         max_pages_per_invocation=pages_per_invocation,
         clock=lambda: FETCHED_AT,
     )
@@ -169,10 +171,10 @@ def test_a_resumed_extraction_lands_and_stages_what_an_uninterrupted_one_does(re
     assert resumed["leftovers"] == []
 
 
-def test_a_page_that_fails_is_retried_from_the_last_checkpoint_not_from_zero(replay_dir, monkeypatch, lambda_context):
-    with mock_aws(), ReplayServer(replay_dir) as replay:
+def test_a_page_that_fails_is_retried_from_the_last_checkpoint_not_from_zero(replay_dir, lambda_context):
+    with mock_aws(), ReplayServer(replay_dir) as replay, ExitStack() as stack:
         aws = create_test_aws()
-        handler = bind_handler(monkeypatch, replay)
+        handler = stack.enter_context(bound_handler(aws, replay))
         # GIVEN a source that fails the third page (offset 10) until the record's first invocation gives up
         failures = {"left": 5}  # the first try and urllib3's 4 retries
 
@@ -200,12 +202,10 @@ def test_a_page_that_fails_is_retried_from_the_last_checkpoint_not_from_zero(rep
         assert [p.records for p in manifest.data_parts] == [5, 5, 5, 5, 3]
 
 
-def test_continuations_through_the_handler_land_once_and_stale_messages_do_nothing(
-    replay_dir, monkeypatch, lambda_context
-):
-    with mock_aws(), ReplayServer(replay_dir) as replay:
+def test_continuations_through_the_handler_land_once_and_stale_messages_do_nothing(replay_dir, lambda_context):
+    with mock_aws(), ReplayServer(replay_dir) as replay, ExitStack() as stack:
         aws = create_test_aws()
-        handler = bind_handler(monkeypatch, replay, {"SOCRATA_PAGES_PER_INVOCATION": "2"})
+        handler = stack.enter_context(bound_handler(aws, replay, {"SOCRATA_PAGES_PER_INVOCATION": "2"}))
         original = request("socrata", DATASET, page_size=PAGE).model_dump_json()
         delivered = [original]
         bodies = [original]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datalake.contracts import Manifest
 from localrun.replay import ReplayResponse
 from tests.unit.extractor.support import REPLAY, failed_ids, request, sqs_event
@@ -132,9 +134,9 @@ def test_datausa_lands_the_tesseract_body_byte_for_byte(extractor, aws, replay, 
     assert head["content-sha256"] == part.sha256 == manifest.content_sha256
 
 
-def test_datausa_legacy_endpoint_and_shape(aws, replay, monkeypatch, lambda_context, tmp_path):
+@pytest.mark.sockets  # its own replay server, on 127.0.0.1
+def test_datausa_legacy_endpoint_and_shape(aws, bind, lambda_context, tmp_path):
     from localrun.replay import ReplayServer
-    from tests.unit.extractor.support import bind_handler
 
     legacy = {
         "data": [
@@ -152,7 +154,7 @@ def test_datausa_legacy_endpoint_and_shape(aws, replay, monkeypatch, lambda_cont
     (tmp_path / "datausa").mkdir()
     (tmp_path / "datausa" / "population.json").write_text(json.dumps(legacy, indent=2))
     with ReplayServer(tmp_path) as legacy_replay:
-        handler = bind_handler(monkeypatch, legacy_replay, {"DATAUSA_URL": f"{legacy_replay.base_url}/api/data"})
+        handler = bind(legacy_replay, {"DATAUSA_URL": f"{legacy_replay.base_url}/api/data"})
         response = handler.lambda_handler(sqs_event([request("datausa", "population")]), lambda_context)
         assert response == {"batchItemFailures": []}
         [asked] = legacy_replay.log
