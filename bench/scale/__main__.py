@@ -24,6 +24,10 @@ from bench.scale.report import render
 
 RESULTS = paths.ROOT / "bench" / "scale_results.json"
 LAMBDA_FULL_VCPU_MB = 1769  # the memory at which a Lambda function has one full vCPU
+# Functions whose invocations watch the context's remaining time and hand over (a paging continuation) or postpone
+# a record before it runs out: on Lambda's slower CPU they stop sooner, so their estimate shows the work an
+# invocation did, not a duration that could pass the timeout.
+TIME_BUDGETED = {"ExtractorFunction"}
 BLS_KEY = "0123456789abcdef" * 2  # a made-up key: the replay then applies the keyed limits (50 series a query)
 
 
@@ -151,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in results["scales"]
         for p in ("first_run", "unchanged_run")
         if s[p]["dead_letters"]
-        or any(st.get("timed_out") or st.get("lambda_timeout_margin_est", 1) < 0 for st in s[p]["stages"].values())
+        or any(
+            st.get("timed_out") or (name not in TIME_BUDGETED and st.get("lambda_timeout_margin_est", 1) < 0)
+            for name, st in s[p]["stages"].items()
+        )
     ]
     if failed:
         print("limits or dead letters: " + ", ".join(failed))
