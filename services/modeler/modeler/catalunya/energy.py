@@ -185,8 +185,8 @@ def _populations(population: pa.Table | None, years: set[int]) -> dict[int, dict
     return {year: population_by_municipality(population, year) for year in years & present}
 
 
-def agg_energy_municipality_yearly(fact: pa.Table, municipalities: pa.Table, population: pa.Table | None) -> pa.Table:
-    """Per year and municipality: the consumption of its published sectors, households apart, and per resident.
+def _comarca_by_municipality(fact: pa.Table, municipalities: pa.Table) -> dict[str, str]:
+    """Each municipality's comarca code, for an aggregate of a fact that must hold rows.
 
     Raises
     ------
@@ -195,9 +195,20 @@ def agg_energy_municipality_yearly(fact: pa.Table, municipalities: pa.Table, pop
     """
     if fact.num_rows == 0:
         raise NoInputRows("fact_energy_consumption is empty")
-    comarca = dict(
+    return dict(
         zip(municipalities["municipality_code"].to_pylist(), municipalities["comarca_code"].to_pylist(), strict=True)
     )
+
+
+def agg_energy_municipality_yearly(fact: pa.Table, municipalities: pa.Table, population: pa.Table | None) -> pa.Table:
+    """Per year and municipality: the consumption of its published sectors, households apart, and per resident.
+
+    Raises
+    ------
+    NoInputRows
+        When the fact is empty.
+    """
+    comarca = _comarca_by_municipality(fact, municipalities)
     totals: dict[tuple[int, str], dict[str, Any]] = {}
     for row in fact.to_pylist():
         entry = totals.setdefault(
@@ -241,11 +252,7 @@ def agg_energy_comarca_yearly(fact: pa.Table, municipalities: pa.Table, populati
     NoInputRows
         When the fact is empty.
     """
-    if fact.num_rows == 0:
-        raise NoInputRows("fact_energy_consumption is empty")
-    comarca = dict(
-        zip(municipalities["municipality_code"].to_pylist(), municipalities["comarca_code"].to_pylist(), strict=True)
-    )
+    comarca = _comarca_by_municipality(fact, municipalities)
     totals: dict[tuple[int, str, int], dict[str, Any]] = {}
     for row in fact.to_pylist():
         entry = totals.setdefault(
