@@ -75,11 +75,23 @@ def _item(column: dict[str, str], indent: int) -> str:
     return f"{' ' * indent}- {{Name: {column['Name']}, Type: {column['Type']}}}\n"
 
 
-def _list_end(lines: list[str], start: int, indent: int) -> int:
-    """The index after the ``- {...}`` items that follow ``lines[start]`` at ``indent``."""
+def _list_end(lines: list[str], start: int, indent: int, name: str) -> int:
+    """The index after the ``- {...}`` items that follow ``lines[start]`` at ``indent``.
+
+    Raises
+    ------
+    GlueTablesError
+        When the list is written otherwise (block-style items, comments or anything deeper inside it): replacing
+        only the flow-style lines would leave the rest behind, a template that is silently wrong.
+    """
     end = start + 1
     while end < len(lines) and lines[end].startswith(" " * indent + "- "):
+        if not lines[end].startswith(" " * indent + "- {"):
+            raise GlueTablesError(f"Glue table {name}: write each column as `- {{Name: ..., Type: ...}}` on one line")
         end += 1
+    following = lines[end] if end < len(lines) else ""
+    if following.strip() and len(following) - len(following.lstrip(" ")) > indent:
+        raise GlueTablesError(f"Glue table {name}: unexpected line inside a column list: {following.strip()!r}")
     return end
 
 
@@ -89,10 +101,10 @@ def _render_table(lines: list[str], table: TableColumns, name: str) -> list[str]
     columns_at = next((i for i, line in enumerate(out) if _COLUMNS.match(line)), None)
     if columns_at is None:
         raise GlueTablesError(f"Glue table {name}: no StorageDescriptor.Columns list at the expected indentation")
-    out[columns_at + 1 : _list_end(out, columns_at, 12)] = [_item(c, 12) for c in table.columns]
+    out[columns_at + 1 : _list_end(out, columns_at, 12, name)] = [_item(c, 12) for c in table.columns]
     keys_at = next((i for i, line in enumerate(out) if _PARTITION_KEYS.match(line)), None)
     if keys_at is not None:
-        del out[keys_at : _list_end(out, keys_at, 10)]
+        del out[keys_at : _list_end(out, keys_at, 10, name)]
     if table.partition_keys:
         storage_at = next((i for i, line in enumerate(out) if _STORAGE.match(line)), None)
         if storage_at is None:

@@ -83,3 +83,19 @@ def test_the_command_reports_a_stale_template_and_rewrites_it(tmp_path, capsys):
     assert "+            - {Name: geography, Type: string}" in capsys.readouterr().out
     assert main(["--template", str(stale), "--write"]) == 0
     assert stale.read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # a column written block-style: replacing only the flow-style lines would leave "Type: int" behind
+        ("            - {Name: year, Type: int}\n", "            - Name: year\n              Type: int\n"),
+        # a flow-style item broken over two lines
+        ("            - {Name: year, Type: int}\n", "            - {Name: year,\n                Type: int}\n"),
+    ],
+)
+def test_a_column_list_the_renderer_cannot_edit_whole_is_refused_not_half_rewritten(old, new):
+    text = TEMPLATE.read_text()
+    assert old in text
+    with pytest.raises(GlueTablesError, match="Glue table"):
+        render(text.replace(old, new, 1))
