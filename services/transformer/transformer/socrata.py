@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +29,16 @@ from transformer.domain import (
     split_rows,
     territory_keys,
 )
-from transformer.readers import PIECE_BYTES, ByteStream, load_json_document, looks_like_html
+from transformer.readers import ByteStream, load_json_document, looks_like_html
 from transformer.schemas import TableSpec, snake_case, socrata_table_name
 
 MAX_ELEMENT_BYTES = 64 << 20
+# A page is read in pieces of this size: each piece costs a fixed ~2 ms of casting calls whatever its rows, so
+# 16 MB pieces cast a row a third cheaper than 4 MB ones; memory holds a few pieces (about 3x their bytes each).
+PAGE_PIECE_BYTES = 16 << 20
+# A piece at least this large is parsed as two halves at once (pyarrow's parser releases the GIL): parsing is the
+# longest step of staging a large page; below it, handing half to a thread costs more than it saves.
+SPLIT_PARSE_BYTES = 1 << 20
 TEXT_TYPES = frozenset({"text", "html", "email", "phone", "plain_text"})
 NUMBER_TYPES = frozenset({"number", "money", "double", "percent"})
 DATE_TYPES = frozenset({"calendar_date", "date", "floating_timestamp"})
@@ -242,20 +249,71 @@ def _parse_elements(content: bytes, row_type: pa.StructType) -> pa.StructArray:
     return table.column(0).chunk(0).flatten()
 
 
+def _parse_checked(content: bytes, row_type: pa.StructType) -> tuple[pa.StructArray, pa.ArrowInvalid | None]:
+    """``_parse_elements``, then the UTF-8 check of ``_utf8_checked``, whose failure is returned, not raised: a
+    piece's JSON errors are reported before its encoding errors, whichever half holds them."""
+    elements = _parse_elements(content, row_type)
+    try:
+        elements.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        return elements, exc
+    return elements, None
+
+
+# One worker thread for the second halves, started on first use and kept for the life of the process.
+_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-half")
+
+
+def _parse_piece(
+    piece: bytes, row_type: pa.StructType, split_bytes: int
+) -> list[tuple[pa.StructArray, pa.ArrowInvalid | None]]:
+    """The elements of ``piece`` (whole elements, comma-separated), with their UTF-8 check (``_parse_checked``).
+
+    A piece of at least ``split_bytes`` is parsed as two halves at once, the second on a helper thread (pyarrow's
+    parser releases the GIL; parsing is the longest step of staging a large page). The halves are cut at a
+    ``}``-``,``-``{`` boundary past the middle. A cut that fell inside a string, or between objects nested inside
+    an element, leaves the first half ending inside that string or element, so the first half cannot parse: then,
+    as on any failure of either half, the piece is parsed whole, exactly as a small piece is, and succeeds or fails
+    as it would have. Both halves parsing therefore proves the cut lay between two elements.
+
+    Raises
+    ------
+    pyarrow.ArrowInvalid
+        The piece is not valid JSON (the error of parsing it whole).
+    """
+    middle = _BOUNDARY.search(piece, len(piece) // 2) if len(piece) >= split_bytes else None
+    if middle is None:
+        return [_parse_checked(piece, row_type)]
+    second = _HELPER.submit(_parse_checked, piece[middle.end() - 1 :], row_type)
+    try:
+        first = _parse_checked(piece[: middle.start() + 1], row_type)
+    except pa.ArrowInvalid:
+        first = None
+    try:
+        rest = second.result()
+    except pa.ArrowInvalid:
+        rest = None
+    if first is None or rest is None:
+        return [_parse_checked(piece, row_type)]
+    return [first, rest]
+
+
 def iter_row_pieces(
     stream: ByteStream,
     row_type: pa.StructType,
     name: str,
     part_key: str,
-    piece_bytes: int = PIECE_BYTES,
+    piece_bytes: int = PAGE_PIECE_BYTES,
+    split_bytes: int = SPLIT_PARSE_BYTES,
 ) -> Iterator[pa.StructArray]:
-    """The elements of a JSON array of objects, as struct arrays of about ``piece_bytes`` of input each.
+    """The elements of a JSON array of objects, as struct arrays of about ``piece_bytes`` of input each (a piece
+    of at least ``split_bytes`` is parsed as two halves at once, and comes as two arrays; ``_parse_piece``).
 
     Raises
     ------
     PayloadRejected
         Empty, HTML, not an array, truncated, or invalid JSON; or an element whose types differ from
-        ``row_type`` (pyarrow names the field).
+        ``row_type`` (pyarrow names the field); or text that is not UTF-8.
     """
     buf, eof, started, want = b"", False, False, piece_bytes
     while True:
@@ -269,7 +327,7 @@ def iter_row_pieces(
             buf = _open_array(buf, name, part_key)
             started = True
         if eof:
-            yield from _final_piece(buf, row_type, name, part_key)
+            yield from _final_piece(buf, row_type, name, part_key, split_bytes)
             return
         boundary = _last_boundary(buf)
         if boundary is None:
@@ -277,7 +335,7 @@ def iter_row_pieces(
             continue
         piece, rest = buf[: boundary.start() + 1], buf[boundary.end() - 1 :]
         try:
-            elements = _parse_elements(piece, row_type)
+            parsed = _parse_piece(piece, row_type, split_bytes)
         except pa.ArrowInvalid as exc:
             # The cheap cut may have landed inside a string or a nested array: find the true one and retry.
             cut, whole = _exact_split(piece)
@@ -288,11 +346,11 @@ def iter_row_pieces(
                 continue
             piece, rest = piece[:cut], buf[cut + 1 :].lstrip()
             try:
-                elements = _parse_elements(piece, row_type)
+                parsed = [_parse_checked(piece, row_type)]
             except pa.ArrowInvalid as again:
                 raise _invalid(name, part_key, again) from again
         buf, want = rest, piece_bytes
-        yield _utf8_checked(elements, name, part_key)
+        yield from _utf8_checked(parsed, name, part_key)
 
 
 def _grow(size: int, name: str, part_key: str) -> int:
@@ -334,7 +392,9 @@ def _last_boundary(buf: bytes) -> re.Match[bytes] | None:
         window *= 4
 
 
-def _final_piece(buf: bytes, row_type: pa.StructType, name: str, part_key: str) -> Iterator[pa.StructArray]:
+def _final_piece(
+    buf: bytes, row_type: pa.StructType, name: str, part_key: str, split_bytes: int
+) -> Iterator[pa.StructArray]:
     body = buf.rstrip()
     if not body.endswith(b"]"):
         raise PayloadRejected(
@@ -344,24 +404,27 @@ def _final_piece(buf: bytes, row_type: pa.StructType, name: str, part_key: str) 
     if not body:
         return
     try:
-        elements = _parse_elements(body, row_type)
+        parsed = _parse_piece(body, row_type, split_bytes)
     except pa.ArrowInvalid as exc:
         raise _invalid(name, part_key, exc) from exc
-    yield _utf8_checked(elements, name, part_key)
+    yield from _utf8_checked(parsed, name, part_key)
 
 
-def _utf8_checked(elements: pa.StructArray, name: str, part_key: str) -> pa.StructArray:
+def _utf8_checked(
+    parsed: list[tuple[pa.StructArray, pa.ArrowInvalid | None]], name: str, part_key: str
+) -> Iterator[pa.StructArray]:
     """pyarrow's JSON reader copies string bytes as they are: a latin-1 export would stage as text no reader can
-    decode, or crash the territory keys. A full validation checks every string is UTF-8, in C++, without copies."""
-    try:
-        elements.validate(full=True)
-    except pa.ArrowInvalid as exc:
-        raise PayloadRejected(
-            f"{name} is not UTF-8 text (SODA serves UTF-8; a re-encoded export?): {exc}",
-            check="payload.encoding",
-            part_key=part_key,
-        ) from exc
-    return elements
+    decode, or crash the territory keys. ``_parse_checked`` validated every string as UTF-8 (in C++, without
+    copies); a piece with any invalid text is rejected before any of its rows is yielded."""
+    for _, error in parsed:
+        if error is not None:
+            raise PayloadRejected(
+                f"{name} is not UTF-8 text (SODA serves UTF-8; a re-encoded export?): {error}",
+                check="payload.encoding",
+                part_key=part_key,
+            ) from error
+    for elements, _ in parsed:
+        yield elements
 
 
 def _invalid(name: str, part_key: str, exc: Exception) -> PayloadRejected:
