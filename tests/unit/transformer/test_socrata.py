@@ -167,3 +167,70 @@ def test_the_real_siad_dataset_is_typed_from_its_metadata():
     raw = json.loads((FIXTURES / "9uvn-hv6j.json").read_bytes())
     assert good.column("geocoded_column_lon").to_pylist()[0] == raw[0]["geocoded_column"]["coordinates"][0]
     assert good.column("territory_municipality").to_pylist()[0] == "barcelona"
+
+
+# -- a large piece is parsed as two halves at once ------------------------------------------------------------------
+
+
+def pieces(payload: bytes, split_bytes: int, piece_bytes: int = 1 << 20) -> list[pa.StructArray]:
+    return list(iter_row_pieces(io.BytesIO(payload), plan().row_type, "page", "k", piece_bytes, split_bytes))
+
+
+def typed(arrays: list[pa.StructArray]) -> list[dict]:
+    good, bad = cast_rows(pa.concat_arrays(arrays), plan(), LINEAGE, 0)
+    assert bad.num_rows == 0, bad.to_pylist()
+    return good.to_pylist()
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_piece_parsed_in_halves_gives_the_rows_of_the_piece_parsed_whole(layout):
+    rows = [{**ROWS[i % 3], "nom": f"{ROWS[i % 3]['nom']} {i}"} for i in range(300)]
+    payload = {  # the layout's own separators, on more rows
+        "compact": json.dumps(rows, separators=(",", ":")),
+        "soda": "[" + "\n,".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]\n",
+        "pretty": json.dumps(rows, indent=2, ensure_ascii=False),
+        "spaced": json.dumps(rows),
+    }[layout].encode()
+    whole = pieces(payload, split_bytes=1 << 40)
+    halves = pieces(payload, split_bytes=64)
+    assert [len(a) for a in whole] == [300] and len(halves) == 2 and sum(len(a) for a in halves) == 300
+    assert typed(halves) == typed(whole)
+    assert [r["nom"] for r in typed(halves)] == [r["nom"] for r in rows]  # every row once, in order
+
+
+def test_a_middle_cut_inside_a_string_is_never_taken():
+    # The first boundary past the middle of the piece is the '},{' inside the first row's name.
+    rows = [{"nom": "a" * 200 + " },{ " + "b" * 20}, {"nom": "c"}]
+    payload = json.dumps(rows).encode()
+    assert payload.find(b"},{", len(payload) // 2) < payload.find(b'"}, {"nom": "c')
+    arrays = pieces(payload, split_bytes=64)
+    assert [len(a) for a in arrays] == [2]
+    assert [r["nom"] for r in typed(arrays)] == [rows[0]["nom"], "c"]
+
+
+def test_a_middle_cut_between_objects_nested_in_a_row_is_never_taken():
+    row_type = pa.struct([("nom", pa.string()), ("extra", pa.list_(pa.struct([("x", pa.int64())])))])
+    rows = [{"nom": "a" * 40, "extra": [{"x": i} for i in range(40)]}, {"nom": "b"}]
+    payload = json.dumps(rows).encode()
+    assert payload.find(b"}, {", len(payload) // 2) < payload.find(b'{"nom": "b"')  # the cut is inside row 0
+    arrays = list(iter_row_pieces(io.BytesIO(payload), row_type, "page", "k", 1 << 20, 64))
+    assert [len(a) for a in arrays] == [2]
+    assert pa.concat_arrays(arrays).field("extra").to_pylist()[0] == rows[0]["extra"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "check"),
+    [
+        (b'{"nom": "ok"}', b'{"nom": "Vall\xe8s"}', "payload.encoding"),  # latin-1 in the second half
+        (b'{"nom": "Vall\xe8s"}', b'{"nom": "ok"}', "payload.encoding"),
+        (b'{"nom": "Vall\xe8s"}', b'{"nom": "ok",, "x": 1}', "payload.json"),  # bad JSON first, as parsed whole
+    ],
+)
+def test_a_bad_half_rejects_the_page_as_the_whole_piece_would(first, second, check):
+    payload = b"[" + b",".join([first] * 20 + [second] * 20) + b"]"
+    with pytest.raises(PayloadRejected) as caught:
+        pieces(payload, split_bytes=64)
+    assert caught.value.check == check
+    with pytest.raises(PayloadRejected) as whole:
+        pieces(payload, split_bytes=1 << 40)
+    assert whole.value.check == check
