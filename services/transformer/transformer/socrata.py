@@ -465,8 +465,13 @@ def _date_column(text: Any, data_type: pa.DataType) -> tuple[Any, Any]:
     """Cast ISO-8601 text to a timestamp; ``bad`` marks text that is not a valid date.
 
     Dates repeat (a register holds a few thousand distinct days over millions of rows): the shape and the cast run
-    once per distinct text, and their results are spread back to the rows.
+    once per distinct text, and their results are spread back to the rows. Whether they repeat is judged first on
+    the first eighth of the rows, so a column of mostly distinct times is not hashed for nothing; either way each
+    row gets the same value and the same verdict.
     """
+    sample = text.slice(0, max(1, len(text) // 8))
+    if pc.count_distinct(sample).as_py() * 4 >= len(sample):
+        return _date_values(text, data_type)
     encoded = pc.dictionary_encode(text)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
@@ -494,8 +499,10 @@ def _coordinates(column: SocrataColumn, value: Any) -> tuple[Any, Any, Any]:
     """(lat, lon, bad) of a point (``coordinates: [lon, lat]``) or a location (``latitude``/``longitude``)."""
     if column.data_type == "point":
         coordinates = pc.struct_field(value, "coordinates")
-        lon = pc.list_element(pc.if_else(pc.equal(pc.list_value_length(coordinates), 2), coordinates, None), 0)
-        lat = pc.list_element(pc.if_else(pc.equal(pc.list_value_length(coordinates), 2), coordinates, None), 1)
+        pair = pc.equal(pc.list_value_length(coordinates), 2)
+        if not pc.all(pair).as_py():  # some point has not two coordinates: its lat and lon stay null
+            coordinates = pc.if_else(pair, coordinates, None)
+        lon, lat = pc.list_element(coordinates, 0), pc.list_element(coordinates, 1)
         bad = pc.and_(pc.is_valid(value), pc.or_(pc.is_null(lat), pc.is_null(lon)))
         return lat, lon, bad
     lat, bad_lat = parse_numbers(pc.struct_field(value, "latitude"))

@@ -234,3 +234,22 @@ def test_a_bad_half_rejects_the_page_as_the_whole_piece_would(first, second, che
     with pytest.raises(PayloadRejected) as whole:
         pieces(payload, split_bytes=1 << 40)
     assert whole.value.check == check
+
+
+def test_repeated_dates_are_typed_and_checked_as_distinct_ones_are():
+    # 400 rows over four texts take the path that parses each distinct text once; the same texts each once do not.
+    texts = ["2019-03-01T00:00:00.000", "2019-13-45T00:00:00.000", " 2020-02-29 ", "ahir"]
+    rows = [{"nom": str(i), "inscripcio": texts[i % 4]} for i in range(400)]
+    p = plan()
+    [elements] = list(iter_row_pieces(io.BytesIO(json.dumps(rows).encode()), p.row_type, "page", "k"))
+    good, bad = cast_rows(elements, p, LINEAGE, 0)
+    assert good.column("inscripcio").to_pylist() == [datetime(2019, 3, 1), datetime(2020, 2, 29)] * 100
+    assert bad.column("_reason").to_pylist()[:2] == [
+        "inscripcio '2019-13-45T00:00:00.000' is not a date",
+        "inscripcio 'ahir' is not a date",
+    ]
+    assert bad.num_rows == 200 and bad.column("_record").to_pylist()[:4] == [1, 3, 5, 7]
+    [once] = list(iter_row_pieces(io.BytesIO(json.dumps(rows[:4]).encode()), p.row_type, "page", "k"))
+    good_once, bad_once = cast_rows(once, p, LINEAGE, 0)
+    assert good_once.column("inscripcio").to_pylist() == good.column("inscripcio").to_pylist()[:2]
+    assert bad_once.column("_reason").to_pylist() == bad.column("_reason").to_pylist()[:2]
