@@ -77,6 +77,9 @@ def staging_case(
     )
     target = work / f"{kind}-out"
     runs: dict[str, list[dict[str, Any]]] = {"staging": [], "floor": [], "naive": []}
+    # The inputs were just generated: their hundreds of MB of dirty pages would be written back during the first
+    # round, under the probe that runs first (staging) only. Written back now, every round starts alike.
+    os.sync()
     for round_ in range(rounds):
         if "staging_error" not in out:
             try:
