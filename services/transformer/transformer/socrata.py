@@ -33,9 +33,10 @@ from transformer.readers import ByteStream, load_json_document, looks_like_html
 from transformer.schemas import TableSpec, snake_case, socrata_table_name
 
 MAX_ELEMENT_BYTES = 64 << 20
-# A page is read in pieces of this size: each piece costs a fixed ~2 ms of casting calls whatever its rows, so
-# 16 MB pieces cast a row a third cheaper than 4 MB ones; memory holds a few pieces (about 3x their bytes each).
-PAGE_PIECE_BYTES = 16 << 20
+# A page is read in pieces of this size: casting costs about 2 ms a call whatever the rows, so the 4 MB halves
+# of an 8 MB piece cast a row about a third cheaper than 2 MB ones would; memory holds a few pieces (staging the
+# 1M-row benchmark peaks at about 340 MB RSS, against 310 MB with undivided 4 MB pieces).
+PAGE_PIECE_BYTES = 8 << 20
 # A piece at least this large is parsed as two halves at once (pyarrow's parser releases the GIL): parsing is the
 # longest step of staging a large page; below it, handing half to a thread costs more than it saves.
 SPLIT_PARSE_BYTES = 1 << 20
@@ -233,8 +234,8 @@ def _escaped_end(token: bytes) -> bool:
     return run % 2 == 1
 
 
-def _parse_elements(content: bytes, row_type: pa.StructType) -> pa.StructArray:
-    wrapped = b'{"rows":[' + content + b"]}"
+def _parse_elements(content: bytes | memoryview, row_type: pa.StructType) -> pa.StructArray:
+    wrapped = b"".join((b'{"rows":[', content, b"]}"))  # one copy of the piece (a view), not one per '+'
     table = pj.read_json(
         pa.BufferReader(wrapped),
         read_options=pj.ReadOptions(block_size=len(wrapped) + 64, use_threads=False),
@@ -249,7 +250,9 @@ def _parse_elements(content: bytes, row_type: pa.StructType) -> pa.StructArray:
     return table.column(0).chunk(0).flatten()
 
 
-def _parse_checked(content: bytes, row_type: pa.StructType) -> tuple[pa.StructArray, pa.ArrowInvalid | None]:
+def _parse_checked(
+    content: bytes | memoryview, row_type: pa.StructType
+) -> tuple[pa.StructArray, pa.ArrowInvalid | None]:
     """``_parse_elements``, then the UTF-8 check of ``_utf8_checked``, whose failure is returned, not raised: a
     piece's JSON errors are reported before its encoding errors, whichever half holds them."""
     elements = _parse_elements(content, row_type)
@@ -265,7 +268,7 @@ _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-half")
 
 
 def _parse_piece(
-    piece: bytes, row_type: pa.StructType, split_bytes: int
+    piece: bytes | memoryview, row_type: pa.StructType, split_bytes: int
 ) -> list[tuple[pa.StructArray, pa.ArrowInvalid | None]]:
     """The elements of ``piece`` (whole elements, comma-separated), with their UTF-8 check (``_parse_checked``).
 
@@ -284,9 +287,10 @@ def _parse_piece(
     middle = _BOUNDARY.search(piece, len(piece) // 2) if len(piece) >= split_bytes else None
     if middle is None:
         return [_parse_checked(piece, row_type)]
-    second = _HELPER.submit(_parse_checked, piece[middle.end() - 1 :], row_type)
+    view = memoryview(piece)  # the halves are views: the piece is copied once, by ``_parse_elements``
+    second = _HELPER.submit(_parse_checked, view[middle.end() - 1 :], row_type)
     try:
-        first = _parse_checked(piece[: middle.start() + 1], row_type)
+        first = _parse_checked(view[: middle.start() + 1], row_type)
     except pa.ArrowInvalid:
         first = None
     try:
@@ -333,11 +337,12 @@ def iter_row_pieces(
         if boundary is None:
             want = _grow(len(buf), name, part_key)
             continue
-        piece, rest = buf[: boundary.start() + 1], buf[boundary.end() - 1 :]
+        piece, rest = memoryview(buf)[: boundary.start() + 1], buf[boundary.end() - 1 :]
         try:
             parsed = _parse_piece(piece, row_type, split_bytes)
         except pa.ArrowInvalid as exc:
             # The cheap cut may have landed inside a string or a nested array: find the true one and retry.
+            piece = bytes(piece)
             cut, whole = _exact_split(piece)
             if whole:
                 raise _invalid(name, part_key, exc) from exc
