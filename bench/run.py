@@ -482,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         results["errors"] = errors
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.only and RESULTS.exists():  # a partial run replaces its own parts; the others keep their last figures
+        previous = json.loads(RESULTS.read_text())
+        results = {**previous, **results}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     from bench.table import render
 
