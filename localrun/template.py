@@ -112,6 +112,15 @@ def nested_stacks(template: dict[str, Any], base: Path = ROOT) -> dict[str, tupl
     return found
 
 
+def nested_resource_ids(path: Path = TEMPLATE) -> dict[str, str]:
+    """Each resource a nested stack of ``path`` declares: logical id -> the nested stack's logical id."""
+    return {
+        resource: logical
+        for logical, (child, _) in nested_stacks(load_file(path), path.parent).items()
+        for resource in load_file(child).get("Resources", {})
+    }
+
+
 def child_parameter_values(logical: str, child: dict[str, Any], passed: dict[str, Any]) -> dict[str, Any]:
     """What each of the child's parameters is, as an expression of the root: passed, or else the child's default.
 
