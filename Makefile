@@ -69,7 +69,7 @@ unit: venv ## pytest: unit, integration and the e2e subset (not the full chaos m
 checks: cfn-lint sam-validate ## template checks
 
 cfn-lint: samvenv
-	$(SAMVENV)/bin/cfn-lint template.yaml
+	$(SAMVENV)/bin/cfn-lint template.yaml stacks/*.yaml
 
 sam-validate: samvenv
 	$(SAM) validate --lint --region $(REGION)
@@ -99,7 +99,7 @@ bench: venv build ## the performance bars as ratios against same-run baselines (
 bench-scale: venv ## the pipeline at 1x, 10x and 100x of today's data, against Lambda's limits, costed (bench/README.md)
 	$(PY) -m bench.scale $(ARGS)
 
-glue-tables: venv ## rewrite template.yaml's Glue columns from the code's schemas (a new column is written once)
+glue-tables: venv ## rewrite stacks/catalog.yaml's Glue columns from the code's schemas (a new column is written once)
 	$(PY) -m checks.glue_tables --write
 
 chaos: venv ## the full fault-injection matrix

@@ -1,12 +1,12 @@
-"""The Glue tables' columns in template.yaml, rendered from the Python schemas: a new column is written once.
+"""The Glue tables' columns in stacks/catalog.yaml, rendered from the Python schemas: a new column is written once.
 
 The schemas the code writes are the source of truth: ``transformer.schemas.STATIC_TABLES`` for the staging tables,
 ``modeler.registry.MARTS`` for the marts. ``make glue-tables`` rewrites each ``AWS::Glue::Table``'s ``Columns`` and
-``PartitionKeys`` in template.yaml from them, and leaves every other line as it is (comments included); the tests
+``PartitionKeys`` in stacks/catalog.yaml from them, and leaves every other line as it is (comments included); the tests
 fail, naming the table, while the template and the schemas disagree.
 
     python -m checks.glue_tables           # exit 1 and print what differs
-    python -m checks.glue_tables --write   # rewrite template.yaml
+    python -m checks.glue_tables --write   # rewrite stacks/catalog.yaml
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "template.yaml"
+# The catalogue's nested stack, which template.yaml includes: it declares every Glue table.
+CATALOG = ROOT / "stacks" / "catalog.yaml"
 # The packages whose schemas are read: the layer, the transformer's and the modeler's code (as pyproject's pytest
 # pythonpath puts them).
 CODE_DIRS = (ROOT / "shared", ROOT / "services" / "transformer", ROOT / "services" / "modeler")
@@ -119,7 +120,7 @@ def render(text: str, tables: dict[str, TableColumns] | None = None) -> str:
     Parameters
     ----------
     text
-        template.yaml's text.
+        stacks/catalog.yaml's text.
     tables
         The declarations (default: ``declared_tables()``).
 
@@ -149,14 +150,16 @@ def render(text: str, tables: dict[str, TableColumns] | None = None) -> str:
         out.extend(block)
     missing = sorted(set(tables) - seen)
     if missing:
-        raise GlueTablesError(f"tables the code writes but template.yaml does not catalogue: {', '.join(missing)}")
+        raise GlueTablesError(
+            f"tables the code writes but stacks/catalog.yaml does not catalogue: {', '.join(missing)}"
+        )
     return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="rewrite template.yaml")
-    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--write", action="store_true", help="rewrite stacks/catalog.yaml")
+    parser.add_argument("--template", type=Path, default=CATALOG)
     args = parser.parse_args(argv)
     text = args.template.read_text()
     try:

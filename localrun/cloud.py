@@ -1,7 +1,8 @@
 """The embedded AWS: moto's server on 127.0.0.1, with the template's resources created in it.
 
 moto's CloudFormation skips queue policies, SNS subscriptions, bucket notifications and alarms, so the
-resources are created here with boto3 calls, read from template.yaml's declarations.
+resources are created here with boto3 calls, read from the declarations of template.yaml and its nested stacks
+(one merged view: ``localrun.template.load_template``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Read template.yaml and resolve what the local runtime needs from it.
+"""Read template.yaml (and the nested stacks it includes) and resolve what the local runtime needs from it.
 
 The local runtime creates its resources from these declarations, so local mode cannot drift from the
 template: queue attributes, redrive policies, topics, filtered subscriptions, tables, the bucket and its
-notification, and each function's handler, environment and event-source mappings.
+notification, each function's handler, environment and event-source mappings, and the catalogue (Glue, Athena)
+that stacks/catalog.yaml declares. ``load_template`` gives every reader one merged view: the root with each nested
+stack's resources in place of its ``AWS::Serverless::Application`` (see ``inline_nested_stacks``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+# The nested stacks template.yaml includes (AWS::Serverless::Application with a local Location).
+CATALOG_TEMPLATE = ROOT / "stacks" / "catalog.yaml"
+MONITORING_TEMPLATE = ROOT / "stacks" / "monitoring.yaml"
+TEMPLATE_FILES = (TEMPLATE, CATALOG_TEMPLATE, MONITORING_TEMPLATE)
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -68,10 +74,197 @@ for _tag, _fn in _TAGS.items():
     _CfnLoader.add_constructor(_tag, _make_constructor(_fn))
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """The template as CloudFormation hands it to the SAM transform: with ``AWS::LanguageExtensions`` applied."""
+def load_file(path: Path = TEMPLATE) -> dict[str, Any]:
+    """One template file as CloudFormation hands it to the SAM transform: with ``AWS::LanguageExtensions`` applied."""
     raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     return apply_language_extensions(raw)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The stack as one template: ``path`` with its nested stacks inlined (``inline_nested_stacks``).
+
+    Every reader that needs "all the resources" (the local runtime, the IAM evaluation, the template tests, the
+    moto deploy smoke) reads this; a reader of one file's text (``make glue-tables``) reads that file.
+    """
+    return inline_nested_stacks(load_file(path), path.parent)
+
+
+# -- Nested stacks --------------------------------------------------------------------------------------------------
+NESTED_STACK = "AWS::Serverless::Application"
+# A nested stack's own name and id are not its parent's: a name built from them would differ from the one the
+# parent's resources (and the notifier's links) expect, so the children take such names as parameters.
+_FORBIDDEN_IN_CHILD = ("AWS::StackName", "AWS::StackId")
+
+
+class NestedStackError(ValueError):
+    """A nested stack the root cannot include as declared (a parameter or an output the two disagree on)."""
+
+
+def nested_stacks(template: dict[str, Any], base: Path = ROOT) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each local nested stack of ``template``: logical id -> (its template file, the parameters the root passes)."""
+    found = {}
+    for logical, res in template.get("Resources", {}).items():
+        if res.get("Type") == NESTED_STACK:
+            props = res["Properties"]
+            if not isinstance(props.get("Location"), str):
+                raise NestedStackError(f"{logical}: only a local Location (a path) is read here")
+            found[logical] = (base / props["Location"], dict(props.get("Parameters", {})))
+    return found
+
+
+def nested_resource_ids(path: Path = TEMPLATE) -> dict[str, str]:
+    """Each resource a nested stack of ``path`` declares: logical id -> the nested stack's logical id."""
+    return {
+        resource: logical
+        for logical, (child, _) in nested_stacks(load_file(path), path.parent).items()
+        for resource in load_file(child).get("Resources", {})
+    }
+
+
+def child_parameter_values(logical: str, child: dict[str, Any], passed: dict[str, Any]) -> dict[str, Any]:
+    """What each of the child's parameters is, as an expression of the root: passed, or else the child's default.
+
+    Raises
+    ------
+    NestedStackError
+        When the root passes a parameter the child does not declare, or omits one that has no default: both fail
+        the deploy (CloudFormation checks neither before it creates the nested stack).
+    """
+    declared = child.get("Parameters", {})
+    unknown = sorted(set(passed) - set(declared))
+    if unknown:
+        raise NestedStackError(f"{logical}: passes parameters the nested stack does not declare: {unknown}")
+    values = {}
+    missing = []
+    for name, spec in declared.items():
+        if name in passed:
+            values[name] = passed[name]
+        elif "Default" in spec:
+            values[name] = str(spec["Default"])
+        else:
+            missing.append(name)
+    if missing:
+        raise NestedStackError(f"{logical}: does not pass the nested stack's parameters {missing}")
+    return values
+
+
+def _sub_text_of(expression: Any) -> str | None:
+    """``expression`` written inside a ``Fn::Sub`` string, when it can be (a literal, a Ref, a GetAtt, a plain Sub)."""
+    if isinstance(expression, str | int | float) and not isinstance(expression, bool):
+        text = str(expression)
+        return None if "${" in text else text
+    if isinstance(expression, dict) and len(expression) == 1:
+        ((fn, argument),) = expression.items()
+        if fn == "Ref" and isinstance(argument, str):
+            return "${" + argument + "}"
+        if fn == "Fn::GetAtt" and isinstance(argument, list) and all(isinstance(a, str) for a in argument):
+            return "${" + ".".join(argument) + "}"
+        if fn == "Fn::Sub" and isinstance(argument, str):
+            return argument
+    return None
+
+
+def _substitute(node: Any, values: dict[str, Any]) -> Any:
+    """``node`` with each ``Ref`` of, and ``${}`` of, a name in ``values`` replaced by that value (an expression)."""
+    if isinstance(node, list):
+        return [_substitute(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((fn, argument),) = node.items()
+        if fn == "Ref" and isinstance(argument, str) and argument in values:
+            return values[argument]
+        if fn == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
+            variables = {k: _substitute(v, values) for k, v in variables.items()}
+            extra: dict[str, Any] = {}
+
+            def replace(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in variables or name not in values:  # a Sub's own variable hides a parameter's name
+                    return match.group(0)
+                inline = _sub_text_of(values[name])
+                if inline is None:
+                    extra[name] = values[name]
+                    return match.group(0)
+                return inline
+
+            text = _SUB_VARIABLE.sub(replace, text)
+            variables.update(extra)
+            return {fn: [text, variables] if variables else text}
+    return {k: _substitute(v, values) for k, v in node.items()}
+
+
+def _uses(node: Any, names: tuple[str, ...]) -> set[str]:
+    text = json.dumps(node)
+    return {n for n in names if f'"Ref": "{n}"' in text or "${" + n + "}" in text}
+
+
+def inline_nested_stacks(template: dict[str, Any], base: Path = ROOT) -> dict[str, Any]:
+    """The root with each local nested stack's resources, conditions and outputs in place of the stack itself.
+
+    Within a child, a parameter becomes the expression the root passes for it; in the root, a child's output
+    (``!GetAtt Child.Outputs.Name``, or ``${Child.Outputs.Name}`` in a ``Fn::Sub``) becomes that output's value. The
+    result reads as the one flat template the stacks together deploy, so a reader never looks for a resource in
+    a child. A root without nested stacks is returned as it is.
+
+    Raises
+    ------
+    NestedStackError
+        On a parameter the two disagree on (``child_parameter_values``), an output the child does not declare, a
+        child that builds a name from its own stack name or id, or a logical id or condition both declare
+        differently.
+    """
+    stacks = nested_stacks(template, base)
+    if not stacks:
+        return template
+    merged = dict(template)
+    resources = {k: v for k, v in template["Resources"].items() if k not in stacks}
+    conditions = dict(template.get("Conditions", {}))
+    outputs: dict[str, Any] = {}  # "Child.Outputs.Name" -> value
+    for logical, (path, passed) in stacks.items():
+        child = load_file(path)
+        forbidden = _uses({k: child.get(k, {}) for k in ("Resources", "Conditions", "Outputs")}, _FORBIDDEN_IN_CHILD)
+        if forbidden:
+            raise NestedStackError(f"{path.name}: uses {sorted(forbidden)}, which are not the root stack's")
+        values = child_parameter_values(logical, child, passed)
+        for name, declared in child.get("Conditions", {}).items():
+            condition = _substitute(declared, values)
+            if conditions.setdefault(name, condition) != condition:
+                raise NestedStackError(f"{path.name}: condition {name} differs from the root's")
+        for name, resource in child.get("Resources", {}).items():
+            if name in resources or name in stacks:
+                raise NestedStackError(f"{path.name}: {name} is declared twice")
+            resources[name] = _substitute(resource, values)
+        for name, output in child.get("Outputs", {}).items():
+            outputs[f"{logical}.Outputs.{name}"] = _substitute(output["Value"], values)
+    merged["Resources"] = resources
+    if conditions:
+        merged["Conditions"] = conditions
+    return {**merged, **{s: _inline_outputs(merged[s], outputs) for s in ("Resources", "Outputs") if s in merged}}
+
+
+def _inline_outputs(node: Any, outputs: dict[str, Any]) -> Any:
+    """``node`` with every reference to a nested stack's output replaced by the output's value."""
+    if isinstance(node, list):
+        return [_inline_outputs(item, outputs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((fn, argument),) = node.items()
+        if fn == "Fn::GetAtt" and isinstance(argument, list) and len(argument) == 2:  # noqa: PLR2004 - [id, attribute]
+            key = ".".join(argument)
+            if key in outputs:
+                return outputs[key]
+            if argument[1].startswith("Outputs."):
+                raise NestedStackError(f"{key}: the nested stack declares no such output")
+        if fn == "Fn::Sub":
+            text = argument if isinstance(argument, str) else argument[0]
+            for name in set(_SUB_VARIABLE.findall(text)):
+                if ".Outputs." in name and name not in outputs:
+                    raise NestedStackError(f"{name}: the nested stack declares no such output")
+            return _substitute(node, {k: v for k, v in outputs.items() if "${" + k + "}" in text})
+    return {k: _inline_outputs(v, outputs) for k, v in node.items()}
 
 
 # -- AWS::LanguageExtensions --------------------------------------------------------------------------------------

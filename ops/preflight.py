@@ -246,7 +246,11 @@ def check_names(target: Target, clients: dict[str, Any]) -> list[Finding]:
     if stack is not None:
         status = stack["StackStatus"]
         if status in UPDATABLE:
-            return [*findings, Finding("names", True, f"stack {target.stack} exists ({status}): an update")]
+            return [
+                *findings,
+                *flat_layout_findings(target, cfn),
+                Finding("names", True, f"stack {target.stack} exists ({status}): an update"),
+            ]
         return [
             *findings,
             Finding(
@@ -344,6 +348,36 @@ def check_contact(target: Target) -> list[Finding]:
     if PLACEHOLDER_DOMAINS.search(email):
         return [Finding("contact", False, f"ContactEmail {email} is a placeholder (a reserved domain)", fix)]
     return [Finding("contact", True, f"ContactEmail {email}")]
+
+
+def flat_layout_findings(target: Target, cfn: Any) -> list[Finding]:
+    """An existing stack deployed before the catalogue and monitoring moved into nested stacks cannot be updated.
+
+    The update would create the nested stacks' resources under the names the stack's own still hold: the Glue
+    database, workgroup and budget fail as taken, and CloudWatch overwrites the alarms and dashboard by name, which
+    the old resources' deletion (or the rollback's) then removes, leaving the stack without alarms.
+    """
+    from localrun.template import nested_resource_ids
+
+    moved = nested_resource_ids()
+    paginator = cfn.get_paginator("list_stack_resources")
+    held = sorted(
+        r["LogicalResourceId"]
+        for page in paginator.paginate(StackName=target.stack)
+        for r in page["StackResourceSummaries"]
+        if r["LogicalResourceId"] in moved
+    )
+    if not held:
+        return []
+    return [
+        Finding(
+            "layout",
+            False,
+            f"stack {target.stack} holds {len(held)} resources that now live in nested stacks ({', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}): an update would collide with them",  # noqa: PLR2004 - a sample
+            "see docs/operations.md#upgrading-a-stack-deployed-before-the-nested-stacks",
+        )
+    ]
 
 
 def run_preflight(target: Target, clients: dict[str, Any], allow_low_concurrency: bool = False) -> list[Finding]:

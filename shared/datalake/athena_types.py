@@ -1,7 +1,7 @@
 """The one map from Arrow types to the Hive types Athena reads Parquet columns as (Glue table columns).
 
 The transformer registers the Glue tables whose columns are only known at run time (Socrata datasets) with it, the
-modeler declares every mart's columns with it, and template.yaml's tables are checked against (or generated from)
+modeler declares every mart's columns with it, and stacks/catalog.yaml's tables are checked against (or generated from)
 it, so a staging table or mart is described the same way everywhere.
 
 Only the Arrow types the pipeline writes are mapped; any other type raises rather than guessing a Hive type that

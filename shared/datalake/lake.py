@@ -140,3 +140,25 @@ class LakeStore:
             self.s3.copy_object(Bucket=self.bucket, Key=dest_key, CopySource={"Bucket": self.bucket, "Key": source_key})
         except (ClientError, BotoCoreError) as exc:
             raise LakeError(f"cannot copy s3://{self.bucket}/{source_key} to {dest_key}: {exc}") from exc
+
+
+def download(lake: Any, key: str, path: str, chunk_bytes: int = 8 << 20) -> None:
+    """Stream object ``key`` of ``lake`` (a ``LakeStore``, or anything with its ``open``) to a local file, one chunk
+    in memory at a time: a large staging file is then read row group by row group, never whole.
+
+    Raises
+    ------
+    ObjectMissing
+        When the object does not exist.
+    LakeError
+        When reading it or writing the file fails.
+    """
+    body = lake.open(key)
+    try:
+        with open(path, "wb") as out:
+            while chunk := body.read(chunk_bytes):
+                out.write(chunk)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise LakeError(f"reading {key} failed: {exc}") from exc
+    finally:
+        body.close()

@@ -1,4 +1,9 @@
-"""The local runtime's resources equal template.yaml's declarations, read straight from the YAML."""
+"""The local runtime's resources equal template.yaml's declarations, read straight from the YAML.
+
+The queues, topics, subscriptions to queues, tables, bucket and functions checked here are all the root's own: the
+nested stacks (stacks/*.yaml) declare none of them (the first test holds that), and the local catalogue they declare
+is checked in tests/unit/transformer/test_glue_schema.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from localrun.template import ACCOUNT_ID, REGION, STACK_ID, STACK_NAME, TEMPLATE
+from localrun.template import ACCOUNT_ID, CATALOG_TEMPLATE, MONITORING_TEMPLATE, REGION, STACK_ID, STACK_NAME, TEMPLATE
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +58,24 @@ def physical(sub: dict) -> str:
 def of_type(declared: dict, kind: str) -> dict:
     # Fn::ForEach entries (the alarm families: AWS::LanguageExtensions) are loops, not resources of these kinds.
     return {k: v for k, v in declared.items() if not k.startswith("Fn::ForEach::") and v["Type"] == kind}
+
+
+CHECKED_HERE = (
+    "AWS::SQS::Queue",
+    "AWS::SNS::Topic",
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::Serverless::Function",
+)
+
+
+def test_the_nested_stacks_declare_none_of_what_is_checked_here():
+    for path in (CATALOG_TEMPLATE, MONITORING_TEMPLATE):
+        resources = yaml.load(path.read_text(), Loader=_AnyTag)["Resources"]  # noqa: S506 - SafeLoader subclass
+        resources = {k: v for k, v in resources.items() if not k.startswith("Fn::ForEach::")}  # the alarm families
+        assert not {v["Type"] for v in resources.values()} & set(CHECKED_HERE), path.name
+        subscriptions = [v for v in resources.values() if v["Type"] == "AWS::SNS::Subscription"]
+        assert all(s["Properties"]["Protocol"] != "sqs" for s in subscriptions), path.name
 
 
 def test_every_queue_has_the_declared_attributes_and_redrive(local_cloud, declared):

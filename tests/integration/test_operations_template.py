@@ -1,4 +1,4 @@
-"""The template's alarms, dashboard and notifier wiring, read from template.yaml itself.
+"""The template's alarms, dashboard and notifier wiring, read from template.yaml and its nested stacks.
 
 Each check is a function that lists what is missing, so the tests show it passes on the template and fails when
 an alarm or a widget is taken out.
@@ -218,7 +218,9 @@ def test_the_notifiers_own_alarms_also_reach_the_alert_email(template):
 
 def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
     """The dashboard body with every ${...} replaced by a readable placeholder, parsed as JSON."""
-    text, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    # The queue names are parameters of the monitoring stack: inlined, they read ${ExtractQueue.QueueName}.
+    text, variables = (body, {}) if isinstance(body, str) else body
     names = {k: f"<{logical_of(v)}.QueueName>" for k, v in variables.items()}
 
     def placeholder(match: re.Match[str]) -> str:
@@ -292,17 +294,29 @@ def test_the_dashboard_is_json_with_widgets_for_every_function_queue_dlq_and_sou
 
 def test_a_function_missing_from_the_dashboard_is_caught(template):
     planted = copy.deepcopy(template)
-    variables = planted["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    variables[0] = variables[0].replace(
-        '["AWS/Lambda", "Throttles", "FunctionName", "${ExtractorFunction}", {"label": "Extractor"}],', ""
-    )
+    properties = planted["Resources"]["Dashboard"]["Properties"]
+    line = '["AWS/Lambda", "Throttles", "FunctionName", "${ExtractorFunction}", {"label": "Extractor"}],'
+    assert line in properties["DashboardBody"]["Fn::Sub"]
+    properties["DashboardBody"]["Fn::Sub"] = properties["DashboardBody"]["Fn::Sub"].replace(line, "")
     assert dashboard_gaps(planted) == ["ExtractorFunction: Throttles (Sum)"]
+
+
+def test_a_queue_missing_from_the_dashboard_is_caught(template):
+    planted = copy.deepcopy(template)
+    properties = planted["Resources"]["Dashboard"]["Properties"]
+    line = '["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${ModelDLQ.QueueName}", '
+    line += '{"label": "ModelDLQ"}],'
+    assert line in properties["DashboardBody"]["Fn::Sub"]
+    properties["DashboardBody"]["Fn::Sub"] = properties["DashboardBody"]["Fn::Sub"].replace(line, "")
+    assert dashboard_gaps(planted) == ["ModelDLQ: depth"]
 
 
 def test_a_broken_dashboard_body_is_not_json(template):
     planted = copy.deepcopy(template)
-    body = planted["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    body[0] = body[0].replace('"widgets": [', '"widgets": [,', 1)
+    properties = planted["Resources"]["Dashboard"]["Properties"]
+    properties["DashboardBody"]["Fn::Sub"] = properties["DashboardBody"]["Fn::Sub"].replace(
+        '"widgets": [', '"widgets": [,', 1
+    )
     with pytest.raises(json.JSONDecodeError):
         dashboard_body(planted)
 

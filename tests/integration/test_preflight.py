@@ -7,6 +7,7 @@ SSM public parameters under /aws/service/ (moto reserves the path and holds none
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
@@ -181,6 +182,16 @@ def test_a_stack_that_failed_its_first_create_must_be_deleted_first(account):
     cfn.create_stack(StackName="opendata", TemplateBody='{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}')
     names = [f for f in run_preflight(target(), account) if f.check == "names"]
     assert [(f.ok, f.detail) for f in names] == [(True, "stack opendata exists (CREATE_COMPLETE): an update")]
+
+
+def test_a_stack_deployed_before_the_nested_stacks_is_not_updated_in_place(account):
+    cfn = account["cloudformation"]
+    flat = {"Resources": {"Dashboard": {"Type": "AWS::SNS::Topic"}, "PipelineTopic": {"Type": "AWS::SNS::Topic"}}}
+    cfn.create_stack(StackName="opendata", TemplateBody=json.dumps(flat))
+    names = [f for f in run_preflight(target(), account) if f.check in {"names", "layout"}]
+    assert [(f.check, f.ok) for f in names] == [("layout", False), ("names", True)]
+    assert "holds 1 resources that now live in nested stacks (Dashboard)" in names[0].detail
+    assert names[0].fix == "see docs/operations.md#upgrading-a-stack-deployed-before-the-nested-stacks"
 
 
 def test_the_needed_concurrency_is_read_from_the_event_sources():

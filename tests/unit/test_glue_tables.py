@@ -1,4 +1,4 @@
-"""template.yaml's Glue columns are rendered from the code's schemas: a column is declared once, in Python."""
+"""stacks/catalog.yaml's Glue columns are rendered from the code's schemas: a column is declared once, in Python."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import difflib
 
 import pytest
 
-from checks.glue_tables import TEMPLATE, GlueTablesError, TableColumns, declared_tables, main, render
+from checks.glue_tables import CATALOG, GlueTablesError, TableColumns, declared_tables, main, render
 
 
 def changed_lines(before: str, after: str) -> list[str]:
@@ -18,14 +18,14 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 
 def test_the_template_catalogues_every_table_exactly_as_the_schemas_declare_it():
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     # 3 staging tables and every mart, each with its columns and partition keys as the code writes them
     assert len(declared_tables()) == 28
-    assert render(text) == text, "template.yaml's Glue columns differ from the schemas: run `make glue-tables`"
+    assert render(text) == text, "stacks/catalog.yaml's Glue columns differ from the schemas: run `make glue-tables`"
 
 
 def test_a_column_added_to_a_schema_reaches_its_table_and_nothing_else():
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     tables = declared_tables()
     population = tables["population"]
     tables["population"] = TableColumns(
@@ -43,7 +43,7 @@ def test_a_column_added_to_a_schema_reaches_its_table_and_nothing_else():
 
 
 def test_partition_keys_are_added_and_removed_as_the_schema_says():
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     tables = declared_tables()
     tables["population"] = TableColumns(tables["population"].columns, [{"Name": "vintage", "Type": "string"}])
     tables["bls_series"] = TableColumns(tables["bls_series"].columns, [])
@@ -63,7 +63,7 @@ def test_partition_keys_are_added_and_removed_as_the_schema_says():
 
 
 def test_a_table_without_a_schema_or_a_schema_without_a_table_is_refused():
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     tables = declared_tables()
     del tables["dim_time"]
     with pytest.raises(GlueTablesError, match="dim_time has no schema"):
@@ -76,7 +76,7 @@ def test_a_table_without_a_schema_or_a_schema_without_a_table_is_refused():
 
 def test_the_command_reports_a_stale_template_and_rewrites_it(tmp_path, capsys):
     stale = tmp_path / "template.yaml"
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     stale.write_text(text.replace("            - {Name: geography, Type: string}\n", "", 1))
 
     assert main(["--template", str(stale)]) == 1
@@ -95,7 +95,7 @@ def test_the_command_reports_a_stale_template_and_rewrites_it(tmp_path, capsys):
     ],
 )
 def test_a_column_list_the_renderer_cannot_edit_whole_is_refused_not_half_rewritten(old, new):
-    text = TEMPLATE.read_text()
+    text = CATALOG.read_text()
     assert old in text
     with pytest.raises(GlueTablesError, match="Glue table"):
         render(text.replace(old, new, 1))

@@ -1,7 +1,8 @@
 """The template's AWS::LanguageExtensions (the alarm families' Fn::ForEach), expanded the way CloudFormation does.
 
-Everything that reads template.yaml here (the local runtime, the template tests, the moto deploy smoke) reads it
-through ``localrun.template.load_template``, which expands the loops itself; cfn-lint's own expansion is the
+Everything that reads the templates here (the local runtime, the template tests, the moto deploy smoke) reads them
+through ``localrun.template.load_template``, which expands the loops of template.yaml (the log groups) and of
+stacks/monitoring.yaml (the alarm families) itself, file by file; cfn-lint's own expansion of each file is the
 reference it must agree with.
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localrun.template import TEMPLATE, apply_language_extensions, load_template
+from localrun.template import MONITORING_TEMPLATE, TEMPLATE, apply_language_extensions, load_file, load_template
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -40,28 +42,37 @@ def normalised(node: Any) -> Any:
     return node
 
 
-def cfn_lint_expansion() -> dict[str, Any]:
+def cfn_lint_expansion(path: Path) -> dict[str, Any]:
     from cfnlint.decode import decode
     from cfnlint.template import Template
     from cfnlint.template.transforms._language_extensions import language_extension
 
-    raw, problems = decode(str(TEMPLATE))
+    raw, problems = decode(str(path))
     assert not problems
-    problems, expanded = language_extension(Template(str(TEMPLATE), raw, ["us-east-1"]))
+    problems, expanded = language_extension(Template(str(path), raw, ["us-east-1"]))
     assert not problems
     return json.loads(json.dumps(expanded))
 
 
-def test_the_alarm_families_expand_as_cfn_lint_expands_them():
-    ours = json.loads(json.dumps(load_template()))
-    reference = cfn_lint_expansion()
+@pytest.mark.parametrize("path", [TEMPLATE, MONITORING_TEMPLATE], ids=lambda p: p.name)
+def test_each_files_loops_expand_as_cfn_lint_expands_them(path):
+    ours = json.loads(json.dumps(load_file(path)))
+    reference = cfn_lint_expansion(path)
     assert sorted(ours["Resources"]) == sorted(reference["Resources"])
     for logical, resource in reference["Resources"].items():
         assert normalised(ours["Resources"][logical]) == normalised(resource), logical
+    assert not any(key.startswith("Fn::ForEach") for key in ours["Resources"])
+
+
+def test_the_alarm_families_expand_into_the_stack():
+    ours = json.loads(json.dumps(load_template()))
     alarms = [k for k, r in ours["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert len(alarms) == 28
+    log_groups = [k for k, r in ours["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(log_groups) == 5
     assert not any(key.startswith("Fn::ForEach") for key in ours["Resources"])
     assert ours["Transform"] == "AWS::Serverless-2016-10-31"  # what SAM's transform is then given
+    assert "Transform" not in load_file(MONITORING_TEMPLATE)  # LanguageExtensions was its only one
 
 
 def test_a_loop_that_declares_a_resource_twice_is_refused():

@@ -5,6 +5,9 @@ Powertools wiring only: ``extractor.service`` serves the batch; a record that ra
 
 from __future__ import annotations
 
+import datalake.startup  # noqa: F401 - first: the shared libraries loaded, then frozen out of the collector's walks
+
+# isort: split
 from functools import partial
 from typing import Any
 

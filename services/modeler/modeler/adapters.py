@@ -17,12 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.aws import client
 from datalake.contracts import PipelineEvent
 from datalake.events import publish_event
-from datalake.lake import LakeError, LakeStore, ObjectMissing, PutResult
+from datalake.lake import LakeStore, ObjectMissing, PutResult, download
 from datalake.layout import STAGING
 from datalake.state import StateStore
 from modeler.lineage import STAGING_FILE_COLUMN
@@ -115,15 +114,7 @@ class LakeMarts:
         ------
         LakeError
         """
-        body = self.store.open(key)
-        try:
-            with open(path, "wb") as out:
-                while chunk := body.read(8 << 20):
-                    out.write(chunk)
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise LakeError(f"reading {key} failed: {exc}") from exc
-        finally:
-            body.close()
+        download(self.store, key, path)
 
     def scan_staging(self, f: StagingFile, by: str, batch_rows: int = 1 << 18) -> Iterator[pa.Table]:
         """A staging file in chunks of whole ``by`` values (the rows of a value never span two chunks), with its

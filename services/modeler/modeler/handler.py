@@ -6,6 +6,9 @@ retried, what goes back to the queue behind the rebuild lease), with its ports c
 
 from __future__ import annotations
 
+import datalake.startup  # noqa: F401 - first: the shared libraries loaded, then frozen out of the collector's walks
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext

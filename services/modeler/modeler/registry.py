@@ -323,7 +323,7 @@ def downstream_of(name: str, marts: Iterable[MartSpec] = MARTS) -> set[str]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Glue / Athena: the column types the catalog declares for each mart (template.yaml is checked against these)
+# Glue / Athena: the column types the catalog declares for each mart (stacks/catalog.yaml is checked against these)
 # ----------------------------------------------------------------------------------------------------------------
 
 

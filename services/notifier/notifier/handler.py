@@ -5,6 +5,9 @@ Powertools wiring only: the invocations are parsed in ``notifier.invocations``, 
 
 from __future__ import annotations
 
+import datalake.startup  # noqa: F401 - first: the shared libraries loaded, then frozen out of the collector's walks
+
+# isort: split
 from datetime import timedelta
 from typing import Any
 

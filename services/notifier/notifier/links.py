@@ -1,6 +1,7 @@
 """Console links, built from the region and the resource names the template derives from its prefix.
 
-Pure: the names follow template.yaml (``${AWS::StackName}-${Stage}-<name>``); a test holds the two in step.
+Pure: the names follow template.yaml and stacks/monitoring.yaml (``${AWS::StackName}-${Stage}-<name>``, the prefix
+computed in the root and passed to the nested stack); a test holds the two in step.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Powertools wiring only: the run is planned, claimed, enqueued and announced by `
 
 from __future__ import annotations
 
+import datalake.startup  # noqa: F401 - first: the shared libraries loaded, then frozen out of the collector's walks
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit

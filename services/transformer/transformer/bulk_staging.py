@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from transformer.bls import ObservationPiece
-from transformer.domain import align, replace_with_snapshot
+from transformer.domain import RowCounts, align, replace_with_snapshot
 from transformer.parquet_spool import ParquetSpool, SpooledFile
 from transformer.schemas import TableSpec
 from transformer.stores import StagingStore
@@ -89,13 +89,7 @@ def _last(table: pa.Table) -> str:
 
 
 @dataclass
-class PieceTotals:
-    rows_in: int = 0
-    rows_written: int = 0
-    rows_new: int = 0
-    rows_revised: int = 0
-    rows_retired: int = 0
-    rows_quarantined: int = 0
+class PieceTotals(RowCounts):
     rejected: list[pa.Table] = field(default_factory=list)
 
 

@@ -348,6 +348,25 @@ def add_duplicate_reasons(reason: pa.Array | None, typed: pa.Table, key: Sequenc
     return pc.coalesce(reason, spread)
 
 
+@dataclass
+class RowCounts:
+    """What staging did to the rows of one table: the counts a run reports, summed over landings or pieces."""
+
+    rows_in: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    rows_new: int = 0
+    rows_revised: int = 0
+    rows_retired: int = 0
+
+    def add(self, other: RowCounts) -> None:
+        for name in ROW_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+ROW_COUNTS = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised", "rows_retired")
+
+
 @dataclass(frozen=True)
 class MergeResult:
     table: pa.Table

@@ -1,6 +1,6 @@
 """Glue: the tables whose columns are only known from the data (Socrata datasets), created or updated at staging.
 
-The other staging tables are declared in template.yaml; every table's columns come from ``datalake.athena_types``.
+The other staging tables are declared in stacks/catalog.yaml; every table's columns come from ``datalake.athena_types``.
 """
 
 from __future__ import annotations

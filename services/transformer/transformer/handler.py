@@ -6,6 +6,9 @@ Powertools wiring only: the invocations are parsed in ``transformer.invocations`
 
 from __future__ import annotations
 
+import datalake.startup  # noqa: F401 - first: the shared libraries loaded, then frozen out of the collector's walks
+
+# isort: split
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any

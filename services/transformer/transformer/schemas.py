@@ -1,7 +1,7 @@
 """The staging tables: explicit Arrow schemas, partitions, natural keys, and their Glue column types.
 
 One ``TableSpec`` per table is the single source of truth: the parsers cast to it, the writer checks against it,
-and a test holds the Glue tables in template.yaml to it.
+and a test holds the Glue tables in stacks/catalog.yaml to it.
 """
 
 from __future__ import annotations

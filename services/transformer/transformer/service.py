@@ -34,9 +34,11 @@ from transformer import bls, datausa, socrata
 from transformer.bulk_staging import ExistingRows, downloaded, merge_pieces
 from transformer.domain import (
     REASON,
+    ROW_COUNTS,
     Lineage,
     Parsed,
     PayloadRejected,
+    RowCounts,
     merge_latest,
     rejected_schema_of,
     retire_missing,
@@ -82,17 +84,8 @@ class Unit:
     replace: bool = False
 
 
-TALLY_COUNTS = ("rows_in", "rows_written", "rows_quarantined", "rows_new", "rows_revised", "rows_retired")
-
-
 @dataclass
-class Tally:
-    rows_in: int = 0
-    rows_written: int = 0
-    rows_quarantined: int = 0
-    rows_new: int = 0
-    rows_revised: int = 0
-    rows_retired: int = 0
+class Tally(RowCounts):
     partitions: set[str] = field(default_factory=set)
 
     def staged_table(self, name: str) -> StagedTable:
@@ -129,11 +122,11 @@ class Outcome:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {k: sum(getattr(t, k) for t in self.tables.values()) for k in TALLY_COUNTS}
+        return {k: sum(getattr(t, k) for t in self.tables.values()) for k in ROW_COUNTS}
 
     @property
     def table_counts(self) -> dict[str, dict[str, int]]:
-        return {name: {k: getattr(t, k) for k in TALLY_COUNTS} for name, t in sorted(self.tables.items())}
+        return {name: {k: getattr(t, k) for k in ROW_COUNTS} for name, t in sorted(self.tables.items())}
 
     @property
     def event_counts(self) -> dict[str, int]:
@@ -418,8 +411,7 @@ class TransformerService:
             finally:
                 done.discard()
         totals, tally = done.totals, outcome.tally(spec.name)
-        for count in ("rows_in", "rows_written", "rows_new", "rows_revised", "rows_retired", "rows_quarantined"):
-            setattr(tally, count, getattr(tally, count) + getattr(totals, count))
+        tally.add(totals)
         if totals.rejected:
             outcome.rejected.setdefault(spec.name, []).extend(totals.rejected)
         outcome.current_files[f"{prefix}{group}"] = result.key

@@ -17,13 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.contracts import Manifest, ManifestPart
-from datalake.lake import LakeError, LakeStore, ObjectMissing
+from datalake.lake import LakeError, LakeStore, ObjectMissing, download
 from datalake.layout import QUARANTINE, retired_prefix, staging_partition_prefix, staging_table_prefix
 from transformer.domain import PayloadRejected, align
-from transformer.hashed_streams import READ_BYTES, VerifiedStream
+from transformer.hashed_streams import VerifiedStream
 from transformer.landing import LandingRef
 from transformer.parquet_spool import SpooledFile, table_bytes
 from transformer.schemas import TableSpec
@@ -235,15 +234,7 @@ class StagingStore:
         ------
         LakeError
         """
-        body = self.lake.open(key)
-        try:
-            with open(path, "wb") as out:
-                while chunk := body.read(READ_BYTES):
-                    out.write(chunk)
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise LakeError(f"reading staging file {key} failed: {exc}") from exc
-        finally:
-            body.close()
+        download(self.lake, key, path)
 
     def _install(
         self,
