@@ -17,6 +17,7 @@ Each scale gets a replay folder and a catalog (the scheduler plans the run from 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,13 +177,17 @@ def _catalog(scale: Scale, series: list[str], ordinary: list[str]) -> str:
 def prepare(scale: Scale) -> Scale:
     """Generate the scale's replay folder and catalog unless they are there already."""
     stamp = scale.folder / "ready.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == scale.describe():
+    survey = scale.replay / "bls_bulk" / "pr"
+    # a cache copied or moved from another checkout can hold a link to a survey that is no longer there
+    if stamp.is_file() and json.loads(stamp.read_text()) == scale.describe() and (survey / "pr.series").is_file():
         return scale
     if scale.folder.exists():
         shutil.rmtree(scale.folder)
     replay = scale.replay
     (replay / "bls_bulk").mkdir(parents=True)
-    (replay / "bls_bulk" / "pr").symlink_to(survey_folder(scale.replicas).resolve(), target_is_directory=True)
+    # relative, so that the cache stays whole wherever the checkout (and its .bench-cache/) is moved
+    target = os.path.relpath(survey_folder(scale.replicas).resolve(), survey.parent.resolve())
+    survey.symlink_to(target, target_is_directory=True)
     (replay / "bls_api").mkdir()
     series = api_series_ids(scale.api_series)
     (replay / "bls_api" / "generated.json").write_text(json.dumps(_api_recording(series)))
