@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from datalake.aws import session
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+
+
+def clients(*services: str) -> tuple[Any, ...]:
+    """Clients of one new session, in the order named. Its SDK models come from the loader the code under test
+    uses (``datalake.aws.session``), so a test does not parse them again: under moto, every test would otherwise
+    make a fresh default session and load each model anew."""
+    made = session()
+    return tuple(made.client(service) for service in services)
 
 
 def create_state_table(ddb: Any, name: str) -> str:

@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 
 from datalake.contracts import parse_pipeline_event
 from datalake.records import ExtractRecord, S3NotificationRecord, S3TestEvent, SnsEnvelopeRecord
+from tests.aws_builders import clients
 from tests.property.strategies import json_values
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:hostile"
@@ -157,9 +157,9 @@ def hostile_aws(monkeypatch) -> Iterator[dict[str, Any]]:
 
     with mock_aws():
         kit = create_test_aws()  # bucket, state + idempotency tables, ExtractDLQ, pipeline topic
-        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        sns, sqs, glue = clients("sns", "sqs", "glue")
         sns.create_topic(Name=os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1])
-        boto3.client("glue").create_database(DatabaseInput={"Name": os.environ["GLUE_DATABASE"]})
+        glue.create_database(DatabaseInput={"Name": os.environ["GLUE_DATABASE"]})
         yield {"kit": kit, "s3": kit.s3, "sqs": sqs}
 
 

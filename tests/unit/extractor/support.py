@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from datalake.contracts import ExtractParams, ExtractRequest, Source
 from datalake.settings import ExtractorSettings, load_settings
 from extractor.queues import ExtractQueues
@@ -26,6 +24,7 @@ from extractor.service import Ports, build_extractor, build_ports
 from localrun.replay import ReplayServer
 from tests.aws_builders import (
     capture_topic,
+    clients,
     create_idempotency_table,
     create_lake_bucket,
     create_state_table,
@@ -100,7 +99,7 @@ def response_objects(s3: Any, bucket: str) -> dict[str, bytes]:
 
 def create_test_aws() -> TestAws:
     """Inside ``mock_aws``: the extractor's bucket, tables, queues and topic (events captured on a queue)."""
-    s3, ddb, sqs, sns, ssm = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "ssm"))
+    s3, ddb, sqs, sns, ssm = clients("s3", "dynamodb", "sqs", "sns", "ssm")
     bucket = os.environ["LAKE_BUCKET"]
     create_lake_bucket(s3, bucket)
     create_state_table(ddb, os.environ["STATE_TABLE"])

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from datalake.contracts import ExtractRequest, Manifest
 from localrun.replay import ReplayResponse, ReplayServer
+from tests.aws_builders import clients
 from tests.unit.extractor.support import bound_handler, create_test_aws, drain, quick_session, request, sqs_record
 
 DATASET = "scal-0001"
@@ -103,7 +103,7 @@ def stage_landing(aws) -> dict[str, bytes]:
     from tests.unit.transformer.support import new_service
     from transformer.landing import LandingRef
 
-    boto3.client("glue").create_database(DatabaseInput={"Name": os.environ["GLUE_DATABASE"]})
+    clients("glue")[0].create_database(DatabaseInput={"Name": os.environ["GLUE_DATABASE"]})
     [key] = [k for k in aws.keys(f"landing/socrata/{DATASET}/") if k.endswith(".manifest.json")]
     service = new_service()
     etag = aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"]

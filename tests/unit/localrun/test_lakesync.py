@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from localrun import lakesync
 from localrun.lakesync import LocalLakeError, recover_lake, restore_table, save_lake
-from tests.aws_builders import create_state_table
+from tests.aws_builders import clients, create_state_table
 from tests.support.local_run import localrun_process
 
 BUCKET = "lake"
@@ -21,7 +20,7 @@ BUCKET = "lake"
 @pytest.fixture
 def aws():
     with mock_aws():
-        s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+        s3, ddb = clients("s3", "dynamodb")
         s3.create_bucket(Bucket=BUCKET)
         create_state_table(ddb, "state")
         yield s3, ddb

@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from tests.aws_builders import capture_topic, create_lake_bucket, create_state_table, drain_queue
+from tests.aws_builders import capture_topic, clients, create_lake_bucket, create_state_table, drain_queue
 from tests.unit.modeler.staging_builder import StagingLake
 
 
@@ -84,7 +83,7 @@ class ModelerAws:
 def modeler_moto() -> Iterator[ModelerAws]:
     """moto, in-process: the versioned lake bucket, the state table, and the pipeline topic captured on a queue."""
     with mock_aws():
-        s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
+        s3, ddb, sqs, sns = clients("s3", "dynamodb", "sqs", "sns")
         bucket = os.environ["LAKE_BUCKET"]
         create_lake_bucket(s3, bucket)
         create_state_table(ddb, os.environ["STATE_TABLE"])

@@ -10,11 +10,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from tests.aws_builders import capture_topic, create_state_table, drain_queue
+from tests.aws_builders import capture_topic, clients, create_state_table, drain_queue
 
 ALERTS_INBOX = "test-alerts-inbox"
 # The events/notifier_*.json samples come from a stack "opendata", stage dev.
@@ -57,7 +56,7 @@ def notifier_aws():
     """moto with the notifier's resources; the handler serves a notifier composed afresh for each test, for the
     stack the samples come from (``compose`` replaces ports with fakes)."""
     with mock_aws(), ExitStack() as scope:
-        ddb, sns, sqs = boto3.client("dynamodb"), boto3.client("sns"), boto3.client("sqs")
+        ddb, sns, sqs, ssm = clients("dynamodb", "sns", "sqs", "ssm")
         create_state_table(ddb, os.environ["STATE_TABLE"])
         alerts = os.environ["ALERTS_TOPIC_ARN"].rsplit(":", 1)[1]
         topic, inbox_url = capture_topic(sns, sqs, alerts, ALERTS_INBOX, raw=False)  # the email sees the envelope
@@ -68,7 +67,7 @@ def notifier_aws():
         kit = NotifierAws(
             ddb=ddb,
             sqs=sqs,
-            ssm=boto3.client("ssm"),
+            ssm=ssm,
             inbox_url=inbox_url,
             handler=handler,
             settings=load_settings(NotifierSettings, {**os.environ, **SAMPLE_STACK}),

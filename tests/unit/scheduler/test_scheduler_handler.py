@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from datalake.catalog import load_catalog
 from datalake.contracts import ExtractRequest, Source, Trigger
 from scheduler.service import BadScheduleRequest
-from tests.aws_builders import create_state_table, drain_queue
+from tests.aws_builders import clients, create_state_table, drain_queue
 from tests.conftest import load_event
 
 
 @pytest.fixture
 def aws():
     with mock_aws():
-        sqs, sns = boto3.client("sqs"), boto3.client("sns")
-        create_state_table(boto3.client("dynamodb"), os.environ["STATE_TABLE"])
+        sqs, sns, ddb = clients("sqs", "sns", "dynamodb")
+        create_state_table(ddb, os.environ["STATE_TABLE"])
         url = sqs.create_queue(QueueName="test-extract")["QueueUrl"]
         topic = sns.create_topic(Name="test-pipeline")["TopicArn"]
         events_queue = sqs.create_queue(QueueName="test-events")["QueueUrl"]

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 from moto import mock_aws
@@ -30,6 +29,7 @@ from datalake.contracts import FileChange, Manifest, ManifestPart, Source
 from datalake.layout import bls_api_response_key, bulk_mirror_key, landing_key, landing_part_key, manifest_key
 from tests.aws_builders import (
     capture_topic,
+    clients,
     create_idempotency_table,
     create_lake_bucket,
     create_state_table,
@@ -327,7 +327,7 @@ def transformer_aws() -> Iterator[TransformerAws]:
     """moto, in-process: the versioned lake bucket, the state and idempotency tables, the pipeline topic with a
     queue capturing every event, and the Glue database."""
     with mock_aws():
-        s3, ddb, sqs, sns, glue = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns", "glue"))
+        s3, ddb, sqs, sns, glue = clients("s3", "dynamodb", "sqs", "sns", "glue")
         bucket = os.environ["LAKE_BUCKET"]
         create_lake_bucket(s3, bucket)
         create_state_table(ddb, os.environ["STATE_TABLE"])

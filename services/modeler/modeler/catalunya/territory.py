@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -145,9 +145,12 @@ def _repaired(text: str) -> str:
         return text
 
 
+@lru_cache(maxsize=1 << 16)
 def name_key(name: str | None) -> str | None:
     """A municipality or comarca name as a key: ``Fatarella, la``, ``La Fatarella`` and ``FATARELLA, LA`` all give
-    ``la fatarella``; ``Hospitalet de Llobregat, l'`` gives ``l hospitalet de llobregat``. None for no name."""
+    ``la fatarella``; ``Hospitalet de Llobregat, l'`` gives ``l hospitalet de llobregat``. None for no name.
+
+    Cached: a register names the same few hundred municipalities, types and qualifications thousands of times."""
     if name is None:
         return None
     text = " ".join(_repaired(name).split())
