@@ -14,12 +14,13 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-def clients(*services: str) -> tuple[Any, ...]:
+def clients(*services: str, **options: Any) -> tuple[Any, ...]:
     """Clients of one new session, in the order named. Its SDK models come from the loader the code under test
     uses (``datalake.aws.session``), so a test does not parse them again: under moto, every test would otherwise
-    make a fresh default session and load each model anew."""
+    make a fresh default session and load each model anew. ``options`` go to every client (``region_name``,
+    ``endpoint_url``, ``config``)."""
     made = session()
-    return tuple(made.client(service) for service in services)
+    return tuple(made.client(service, **options) for service in services)
 
 
 def create_state_table(ddb: Any, name: str) -> str:

@@ -30,11 +30,11 @@ def _loader(data_path: str | None) -> Loader:
     return create_loader(data_path)
 
 
-def session() -> boto3.session.Session:
+def session(region_name: str | None = None) -> boto3.session.Session:
     """A new boto3 session that loads the SDK's models through the process-wide loader."""
     core = botocore.session.get_session()
     core.register_component("data_loader", _loader(core.get_config_variable("data_path")))
-    return boto3.session.Session(botocore_session=core)
+    return boto3.session.Session(botocore_session=core, region_name=region_name)
 
 
 @cache

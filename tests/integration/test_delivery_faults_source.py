@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 
-import boto3
 import pytest
 import requests
 from botocore.config import Config
@@ -18,6 +17,7 @@ from localrun.cloud import MotoServer
 from localrun.faults.aws import AwsFaults, SimulatedCrash
 from localrun.faults.plan import FaultPlan
 from localrun.replay import ReplayServer
+from tests.aws_builders import clients
 from tests.unit.extractor.support import REPLAY
 
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ def s3():
     handler, which runs, and writes, whatever an injected error says)."""
     server = MotoServer().start()
     try:
-        client = boto3.client(
+        (client,) = clients(
             "s3",
             endpoint_url=server.endpoint,
             region_name="us-east-1",

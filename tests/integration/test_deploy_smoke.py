@@ -10,12 +10,12 @@ import io
 import json
 import zipfile
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from checks.sam import package, transform_offline
 from localrun.template import load_template
+from tests.aws_builders import clients
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_template_transforms_and_creates_on_moto():
     }
 
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
+        (s3,) = clients("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=ARTIFACTS)
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
@@ -63,7 +63,7 @@ def test_template_transforms_and_creates_on_moto():
         for logical, resource in template["Resources"].items():
             if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::LayerVersion"}:
                 s3.put_object(Bucket=ARTIFACTS, Key=f"{logical}.zip", Body=archive.getvalue())
-        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        (cfn,) = clients("cloudformation", region_name="us-east-1")
         with pytest.warns(UserWarning):  # moto warns for each resource type it only skips
             cfn.create_stack(
                 StackName="opendata-smoke",
@@ -94,7 +94,7 @@ def test_template_transforms_and_creates_on_moto():
         stack_tail = stack["StackId"].split("/")[2].split("-")[4]
         assert outputs["LakeBucketName"] == f"opendata-dev-123456789012-{stack_tail}"
         assert outputs["ExtractQueueUrl"].endswith("opendata-smoke-dev-extract")
-        sqs = boto3.client("sqs", region_name="us-east-1")
+        (sqs,) = clients("sqs", region_name="us-east-1")
         attributes = sqs.get_queue_attributes(
             QueueUrl=outputs["ExtractQueueUrl"], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
         )["Attributes"]

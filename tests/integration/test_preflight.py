@@ -11,7 +11,6 @@ import json
 import zipfile
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -24,6 +23,7 @@ from ops.preflight import (
     needed_concurrency,
     run_preflight,
 )
+from tests.aws_builders import clients as aws_clients
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def account(monkeypatch):
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     with mock_aws():
-        clients = {name: boto3.client(name, region_name=REGION) for name in SERVICES}
+        clients = dict(zip(SERVICES, aws_clients(*SERVICES, region_name=REGION), strict=True))
         clients["lambda"] = AccountLimits(clients["lambda"], unreserved=990)
         clients["ssm"] = PublicParameters(clients["ssm"])
         yield clients
@@ -132,7 +132,7 @@ def test_everything_a_first_deploy_would_trip_over_stops_it(account):
     publish_layers(account, pandas=False)  # this release has no pandas layer in the region
     store_secrets(account, socrata=False)
     account["lambda"] = AccountLimits(account["lambda"]._lam, unreserved=10, total=10)  # a new account
-    role = boto3.client("iam", region_name=REGION).create_role(
+    role = aws_clients("iam", region_name=REGION)[0].create_role(
         RoleName="leftover",
         AssumeRolePolicyDocument='{"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, '
         '"Action": "sts:AssumeRole"}]}',

@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from ops.smoke import Check, Clients, check_athena, check_dlqs, check_reports, run_smoke, verdict, wait_for_marts
-from tests.aws_builders import create_state_table
+from tests.aws_builders import clients, create_state_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +44,8 @@ def test_the_smoke_passes_on_the_local_stack(tmp_path):
 def aws(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield {s: boto3.client(s, region_name="us-east-1") for s in ("s3", "sqs", "dynamodb")}
+        names = ("s3", "sqs", "dynamodb")
+        yield dict(zip(names, clients(*names, region_name="us-east-1"), strict=True))
 
 
 def test_a_dead_letter_fails_the_smoke(aws):
