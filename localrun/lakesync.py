@@ -166,6 +166,16 @@ def save_lake(
     LocalLakeError
         When the folder cannot be written (the previous lake is left as it was).
     """
+    outcome = commit_lake(lake_dir, s3, bucket, table)
+    _apply_journal(lake_dir)
+    return outcome
+
+
+def commit_lake(
+    lake_dir: Path, s3: Any, bucket: str, table: tuple[Any, str, Path] | None = None
+) -> tuple[SyncResult, int]:
+    """The first half of ``save_lake``: every new file written beside the one it replaces, then the journal (the
+    commit point). A process that dies after it leaves a save that ``recover_lake`` finishes at the next start."""
     pending = _Pending([], [])
     try:
         lake_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +194,6 @@ def save_lake(
         for tmp, _ in pending.renames:
             tmp.unlink(missing_ok=True)
         raise
-    _apply_journal(lake_dir)
     return result, items
 
 

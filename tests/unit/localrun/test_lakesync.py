@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from localrun import lakesync
-from localrun.lakesync import LocalLakeError, recover_lake, restore_table, save_lake
+from localrun.lakesync import LocalLakeError, commit_lake, recover_lake, restore_table, save_lake
 from tests.aws_builders import clients, create_state_table
 from tests.support.local_run import localrun_process
 
@@ -80,7 +80,7 @@ def test_a_save_that_fails_half_way_leaves_the_previous_lake_whole(aws, tmp_path
     assert files(tmp_path)["staging/a.parquet"] == b"a2"
 
 
-def test_a_crash_after_the_commit_point_is_rolled_forward_at_the_next_start(aws, tmp_path, monkeypatch):
+def test_a_crash_after_the_commit_point_is_rolled_forward_at_the_next_start(aws, tmp_path):
     s3, ddb = aws
     put(s3, "staging/a.parquet", b"a1")
     put(s3, "landing/old.json", b"old")
@@ -88,14 +88,8 @@ def test_a_crash_after_the_commit_point_is_rolled_forward_at_the_next_start(aws,
     put(s3, "staging/a.parquet", b"a2")
     s3.delete_object(Bucket=BUCKET, Key="landing/old.json")
 
-    # GIVEN a save whose process dies right after the journal was written
-    def die(lake_dir):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(lakesync, "_apply_journal", die)
-    with pytest.raises(KeyboardInterrupt):
-        saved(tmp_path, s3, ddb)
-    monkeypatch.undo()
+    # GIVEN a save whose process dies right after the journal was written (its commit, never applied)
+    commit_lake(tmp_path, s3, BUCKET, (ddb, "state", tmp_path / "_local" / "state-table.jsonl"))
     assert files(tmp_path)["staging/a.parquet"] == b"a1"  # nothing applied yet
 
     # WHEN the next run starts
