@@ -19,7 +19,7 @@ from datalake.aws import client
 from datalake.observability import register_secret
 from datalake.parameters import ParameterError, SecureParameters
 from datalake.state import ConditionFailed, StateError, Table, from_item, to_item
-from notifier.domain.notice import Notice
+from notifier.domain.notice import Notice, fit_message
 
 logger = Logger(child=True)
 
@@ -158,7 +158,7 @@ class AlertsTopic:
             response = sns.publish(
                 TopicArn=self.topic_arn,
                 Subject=notice.subject,
-                Message=notice.body,
+                Message=fit_message(notice.body),
                 MessageAttributes={"kind": {"DataType": "String", "StringValue": notice.kind.value}},
             )
         except (ClientError, BotoCoreError) as exc:

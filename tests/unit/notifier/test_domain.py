@@ -10,7 +10,7 @@ import pytest
 from datalake.contracts import parse_pipeline_event
 from notifier.domain.alarms import alarm_notice, parse_alarm
 from notifier.domain.events import held_notice, quarantined_notice, stage_failed_notice
-from notifier.domain.notice import ascii_subject, duration, normalise_reason
+from notifier.domain.notice import MESSAGE_LIMIT_BYTES, ascii_subject, duration, fit_message, normalise_reason
 from notifier.domain.runs import ledger_key, reduce_run
 from notifier.domain.summary import freshness_hours, summary_counts, summary_notice
 from notifier.links import ConsoleLinks
@@ -331,3 +331,69 @@ def test_rows_a_mart_quarantined_are_listed_in_the_summary_and_the_dataset_stays
     # a build that sets other rows aside is another fact, not a repeat of this one
     again = event("marts.built", None, 4, marts=[], quarantined=[{**quarantined, "rows_quarantined": 20}])
     assert ledger_key(again) != ledger_key(events[-1])
+
+
+CATALAN_REASON = (
+    "HTTP 503 després de 5 intents: no respon el portal de la Generalitat (Àneu, Vallès, Empordà, Segrià, Penedès, "
+    "Pallars Jussà, Ribera d'Ebre, Solsonès, Garrotxa, Maresme, Baix Llobregat, Urgell, Noguera, Alt Camp)"
+)
+
+
+def a_collapsed_run(datasets: int) -> tuple[list[str], list[str]]:
+    """A run of ``datasets`` where the source went down: the first half failed, the rest was never heard of."""
+    refs = [f"socrata/{i // 1000:04x}-{i % 1000:04d}" for i in range(datasets)]
+    return refs[: datasets // 2], refs[datasets // 2 :]
+
+
+def test_the_summary_of_a_run_where_thousands_failed_fits_one_sns_message_and_keeps_its_counts():
+    failed, silent = a_collapsed_run(3000)
+    report = reduce_run(
+        RUN,
+        [
+            event("run.started", None, 0, datasets=failed + silent),
+            *(event("stage.failed", ref, 5, reason=CATALAN_REASON) for ref in failed),
+            event("stage.failed", None, 9, stage="modeler", reason="row_count_delta fell by 40%", error_type="Gate"),
+        ],
+    )
+
+    body = summary_notice(report, "opendata-prod", LINKS, closed_early=True).body
+
+    # fits what SNS delivers, counted in bytes: the reason's accents take two each, so counting characters (as moto
+    # does) would have let more than the margin for attributes through
+    assert len(body.encode()) <= MESSAGE_LIMIT_BYTES
+    assert len(body.encode()) - len(body) > 4 * 1024
+    # the counts are whole
+    assert "  failed         1,500\n" in body and "  no outcome     1,500\n" in body
+    # both long lists are cut alike, each saying how many it left out; the short one is whole
+    shown_failed = body.count("  failed socrata/")
+    shown_silent = body.count("  no outcome socrata/")
+    assert 100 < shown_failed == shown_silent < 1500
+    assert f"  ... and {1500 - shown_failed:,} more like these" in body
+    assert body.count(" more like these") == 2
+    assert "  modeler: Gate: row_count_delta fell by 40%" in body
+    assert "lists cut to fit the 256 KB an SNS message holds; the counts above are whole" in body
+    # the links follow, whole
+    assert body.rstrip().endswith(LINKS.logs_query(RUN))
+
+
+def test_a_summary_that_fits_is_not_cut():
+    failed, silent = a_collapsed_run(40)
+    events = [event("run.started", None, 0, datasets=failed + silent)]
+    report = reduce_run(RUN, events + [event("stage.failed", ref, 5, reason=CATALAN_REASON) for ref in failed])
+
+    body = summary_notice(report, "p", LINKS, closed_early=True).body
+
+    assert "Needs attention\n" in body and "more like these" not in body
+    assert body.count("  failed socrata/") == body.count("  no outcome socrata/") == 20
+
+
+def test_a_message_over_the_limit_is_cut_at_a_line_and_says_so():
+    body = "".join(f"line {i:06d} ·····\n" for i in range(20_000))  # 540,000 bytes, 400,000 characters
+
+    sent = fit_message(body)
+
+    assert len(sent.encode()) <= MESSAGE_LIMIT_BYTES
+    assert sent.endswith("\n[... the rest of this message is cut: SNS delivers at most 256 KB]\n")
+    kept = sent.split("\n[...")[0].split("\n")
+    assert kept == [f"line {i:06d} ·····" for i in range(len(kept))]
+    assert fit_message("short\n") == "short\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from notifier.delivery import AlertsTopic, DeliveryError, Webhook
+from notifier.domain.notice import Kind, Notice
 from notifier.invocations import BadNotifierRequest
 from tests.conftest import FakeLambdaContext, load_event
 
@@ -385,3 +387,15 @@ def test_a_summary_whose_delivery_died_is_taken_over_after_the_lease(notifier_aw
     service.clock = at("2026-11-22T09:40:00+00:00")
     assert handler.lambda_handler(request, FakeLambdaContext())["summaries"] == []
     assert len(notifier_aws.inbox()) == 1
+
+
+def test_a_notice_too_long_for_sns_is_sent_cut_rather_than_refused(notifier_aws):
+    body = "".join(f"  failed socrata/{i:05d} in the extractor: SourceDown: HTTP 503\n" for i in range(6000))
+    assert len(body) > 262_144  # what SNS (and moto) refuse
+
+    AlertsTopic(os.environ["ALERTS_TOPIC_ARN"]).send(Notice(Kind.SUMMARY, "long", body, "x"))
+
+    [sent] = notifier_aws.inbox()
+    assert sent["body"].startswith("  failed socrata/00000 in the extractor")
+    assert sent["body"].endswith("\n[... the rest of this message is cut: SNS delivers at most 256 KB]\n")
+    assert body.startswith(sent["body"].split("\n[...")[0])

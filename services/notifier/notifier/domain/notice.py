@@ -16,6 +16,9 @@ from enum import StrEnum
 from datalake.contracts import PipelineEvent
 
 SUBJECT_LIMIT = 99  # SNS: ASCII, no line breaks, fewer than 100 characters
+# SNS refuses a message over 256 KiB, counted in UTF-8 bytes with its attributes; moto counts characters, so a
+# body of Catalan names can pass it and fail on AWS. A notice stays under this, with room for the attributes.
+MESSAGE_LIMIT_BYTES = 256 * 1024 - 4 * 1024
 
 
 class Kind(StrEnum):
@@ -92,3 +95,44 @@ def links_block(lines: Iterable[tuple[str, str | None]]) -> str:
 
 def compose(*parts: str) -> str:
     return "\n\n".join(p.strip("\n") for p in parts if p and p.strip()) + "\n"
+
+
+def size(text: str) -> int:
+    """Bytes, as SNS counts them."""
+    return len(text.encode())
+
+
+def fit_groups(groups: list[list[str]], budget: int, more: str = "  ... and {n:,} more like these") -> list[str]:
+    """The lines of every group, within ``budget`` bytes (a newline after each): when they do not all fit, each
+    group keeps at most its first ``k`` lines, ``k`` the largest that fits, and says how many it left out. A small
+    group is therefore kept whole and the long ones are cut alike; the left-out lines are counted, never dropped
+    silently."""
+
+    def fitted(k: int) -> list[str]:
+        lines: list[str] = []
+        for group in groups:
+            lines += group[:k]
+            if len(group) > k:
+                lines.append(more.format(n=len(group) - k))
+        return lines
+
+    def cost(lines: list[str]) -> int:
+        return sum(size(line) + 1 for line in lines)
+
+    longest = max((len(g) for g in groups), default=0)
+    if cost(fitted(longest)) <= budget:
+        return fitted(longest)
+    low, high = 0, longest  # fitted(low) is the answer once the search ends; fitted(high) does not fit
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(fitted(middle)) <= budget else (low, middle)
+    return fitted(low)
+
+
+def fit_message(body: str, limit: int = MESSAGE_LIMIT_BYTES) -> str:
+    """The body as sent: whole when it fits, else cut at the last line that fits, saying so."""
+    if size(body) <= limit:
+        return body
+    note = "\n[... the rest of this message is cut: SNS delivers at most 256 KB]\n"
+    kept = body.encode()[: limit - size(note)].decode(errors="ignore")
+    return kept[: kept.rfind("\n") + 1 or len(kept)].rstrip("\n") + note

@@ -8,7 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from datalake.contracts import DatasetQuarantined, StageFailed
-from notifier.domain.notice import Kind, Notice, ascii_subject, compose, duration, links_block, rows_word, when
+from notifier.domain.notice import (
+    MESSAGE_LIMIT_BYTES,
+    Kind,
+    Notice,
+    ascii_subject,
+    compose,
+    duration,
+    fit_groups,
+    links_block,
+    rows_word,
+    size,
+    when,
+)
 from notifier.domain.runs import OUTCOMES, RunReport
 from notifier.links import RUNBOOK, ConsoleLinks
 
@@ -24,26 +36,30 @@ def summary_counts(report: RunReport) -> dict[str, int]:
     return counts
 
 
-def _attention(report: RunReport, links: ConsoleLinks) -> list[str]:
-    lines = _dataset_attention(report, links)
-    for ref, restored in report.restored.items():
-        lines += [f"  restored {ref}: {what}" for what in restored]
-    for ref, held in report.held.items():
-        lines.append(f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}")
-    for failure in report.model_failures:
-        lines.append(f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)")
-    for key, rows in report.row_quarantines.items():
-        lines.append(f"  rows quarantined {rows.source.value}/{rows.dataset}: {rows.reason} ({links.s3_uri(key)})")
-    for mart, reason in report.unbuilt_marts.items():
-        lines.append(f"  not rebuilt {mart}: {reason} (previous version kept)")
-    for failure in report.run_failures:
-        lines.append(f"  {failure.stage}: {failure.error_type}: {failure.reason}")
-    lines += _pending_attention(report)
+def _attention(report: RunReport, links: ConsoleLinks) -> list[list[str]]:
+    """What needs attention, in groups of one kind each (a group is cut as a whole when the message is too long)."""
+    groups = [
+        _dataset_attention(report, links),
+        [f"  restored {ref}: {what}" for ref, restored in report.restored.items() for what in restored],
+        [f"  held {ref} ({held.check}): {held.reason}; kept {held.kept}" for ref, held in report.held.items()],
+        [
+            f"  modeler: {failure.check or failure.error_type}: {failure.reason} (previous mart kept)"
+            for failure in report.model_failures
+        ],
+        [
+            f"  rows quarantined {rows.source.value}/{rows.dataset}: {rows.reason} ({links.s3_uri(key)})"
+            for key, rows in report.row_quarantines.items()
+        ],
+        [f"  not rebuilt {mart}: {reason} (previous version kept)" for mart, reason in report.unbuilt_marts.items()],
+        [f"  {failure.stage}: {failure.error_type}: {failure.reason}" for failure in report.run_failures],
+        _pending_attention(report),
+    ]
+    notes = []
     if report.expected is None:
-        lines.append("  run.started was never received: the expected datasets are unknown")
+        notes.append("  run.started was never received: the expected datasets are unknown")
     if report.staged_any and not report.modeled_after_staging:
-        lines.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
-    return lines
+        notes.append(f"  marts were not rebuilt after the last staging ({RUNBOOK}#run-not-settled)")
+    return [group for group in [*groups, notes] if group]
 
 
 def _dataset_attention(report: RunReport, links: ConsoleLinks) -> list[str]:
@@ -118,15 +134,21 @@ def summary_notice(
         if stage in report.stage_seconds:
             stage_lines.append(f"  {stage:<10} {duration(report.stage_seconds[stage]):>8}   ({label})")
     attention = _attention(report, links)
-    body = compose(
-        f"{head}\n{timing}",
-        "\n".join(dataset_lines),
-        "\n".join(table_lines),
-        "\n".join(stage_lines),
-        ("Needs attention\n" + "\n".join(attention)) if attention else "Nothing needs attention.",
-        links_block([("dashboard", links.dashboard())])
-        + f"\nLogs Insights (this run): {links.logs_query(report.run_id)}",
-    )
+    parts = [f"{head}\n{timing}", "\n".join(dataset_lines), "\n".join(table_lines), "\n".join(stage_lines)]
+    links_part = links_block([("dashboard", links.dashboard())])
+    links_part += f"\nLogs Insights (this run): {links.logs_query(report.run_id)}"
+    if attention:
+        # a run where thousands of datasets failed must still be told: the list is cut to fit SNS, never the counts
+        heading = "Needs attention (lists cut to fit the 256 KB an SNS message holds; the counts above are whole)\n"
+        budget = MESSAGE_LIMIT_BYTES - size(compose(*parts, heading, links_part)) - 64
+        lines = [line for group in attention for line in group]
+        if sum(size(line) + 1 for line in lines) > budget:
+            lines = fit_groups(attention, budget)
+        else:
+            heading = "Needs attention\n"
+        body = compose(*parts, heading + "\n".join(lines), links_part)
+    else:
+        body = compose(*parts, "Nothing needs attention.", links_part)
     worst = [f"{counts[k]} {k}" for k in ("failed", "quarantined", "held", "no outcome") if counts.get(k)]
     tally = f"{counts['staged']} staged, {counts['unchanged']} unchanged" + (", " + ", ".join(worst) if worst else "")
     subject = f"[{prefix}] Run {report.run_id}: {tally}"
