@@ -3,6 +3,7 @@ back to the ExtractQueue (the continuation of a paged extraction, or a record po
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -15,6 +16,15 @@ from extractor.domain import queue_name_of
 logger = Logger(child=True)
 
 REASON_LIMIT = 1000
+# SQS refuses a whole message whose body or String attribute value holds a character outside this set (XML 1.0's);
+# a reason can carry any text (a field name of a malformed body, a source's message), so it is made to fit.
+_REFUSED_BY_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def attribute_text(value: str, limit: int = REASON_LIMIT) -> str:
+    """``value`` as SQS takes it in a String attribute: at most ``limit`` characters, each one SQS refuses replaced
+    by U+FFFD (the replacement character)."""
+    return _REFUSED_BY_SQS.sub("\ufffd", value[:limit])
 
 
 class QueueError(RuntimeError):
@@ -43,12 +53,12 @@ class ExtractQueues:
             When the DLQ refuses it: the record must then fail, so the message is not lost.
         """
         message_attributes = {
-            "failure_reason": {"DataType": "String", "StringValue": reason[:REASON_LIMIT] or error_type},
-            "error_type": {"DataType": "String", "StringValue": error_type},
+            "failure_reason": {"DataType": "String", "StringValue": attribute_text(reason) or error_type},
+            "error_type": {"DataType": "String", "StringValue": attribute_text(error_type)},
         }
         for name, value in attributes.items():
             if value:
-                message_attributes[name] = {"DataType": "String", "StringValue": value[:REASON_LIMIT]}
+                message_attributes[name] = {"DataType": "String", "StringValue": attribute_text(value)}
         try:
             response = self.sqs.send_message(
                 QueueUrl=self.dlq_url, MessageBody=body, MessageAttributes=message_attributes

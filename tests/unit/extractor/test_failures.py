@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 
 from datalake.contracts import Source
+from extractor.queues import ExtractQueues
 from localrun.replay import ReplayResponse, ReplayServer
 from localrun.runner import sqs_lambda_record
 from tests.conftest import load_event
+from tests.support.aws_limits import StrictSqs
 from tests.unit.extractor.support import (
     EXTRACT_QUEUE_ARN,
     MISSING_SERIES,
@@ -20,6 +23,7 @@ from tests.unit.extractor.support import (
     replay_dir_with,
     request,
     sqs_event,
+    sqs_record,
 )
 
 NOT_PROCESSED = {
@@ -93,6 +97,27 @@ def test_nonexistent_series_malformed_request_and_missing_dataset_end_in_the_dlq
     assert aws.keys() == []
     failed = sorted(e["dataset"] for e in aws.events() if e["event_type"] == "stage.failed")
     assert failed == ["CES9999999999", "zz00-0404"]
+
+
+def test_a_malformed_message_reaches_the_dlq_with_its_reason_even_when_the_reason_holds_characters_sqs_refuses(
+    aws, bind, lambda_context
+):
+    # GIVEN a body whose unknown field's name carries control characters (valid JSON, valid SQS text: escaped), so
+    # the validation reason names them raw, and the DLQ refuses them as SQS does (moto takes any text)
+    body = json.dumps({**json.loads(request("bls_api", "LNS14000000").model_dump_json()), "note\x01\x00": 1})
+    strict = StrictSqs(aws.sqs)
+    handler = bind(None, queues=ExtractQueues(os.environ["EXTRACT_DLQ_URL"], aws.extract_queue, strict))
+
+    response = handler.lambda_handler({"Records": [sqs_record(body, "m-0")]}, lambda_context)
+
+    # THEN the record is done, and its body sits in the DLQ unchanged with a reason SQS took (nothing was refused)
+    assert response == {"batchItemFailures": []}
+    assert strict.refused == []
+    [dead] = aws.dlq_messages()
+    assert dead["Body"] == body
+    reason = dead["MessageAttributes"]["failure_reason"]["StringValue"]
+    assert reason == "invalid ExtractRequest: body.note\ufffd\ufffd: Extra inputs are not permitted"
+    assert dead["MessageAttributes"]["error_type"]["StringValue"] == "invalid_message"
 
 
 def test_a_nonexistent_series_does_not_fail_its_neighbours(aws, bind, missing_series_replay, lambda_context):
