@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from datalake.contracts import Manifest
-from datalake.state import StateError, StateStore, dataset_pk, to_item, utc_stamp
+from datalake.state import ConditionFailed, StateStore, dataset_pk, utc_stamp
 
 
 class StateRecorder:
@@ -25,51 +22,58 @@ class StateRecorder:
         now: datetime,
         current_files: dict[str, str | None] | None = None,
     ) -> None:
-        """Both items in one transaction: the dataset's staging outcome and its source's freshness.
+        """Record the dataset's staging outcome, then advance its source's freshness (never backwards).
 
-        ``current_files`` (staging group -> its file, None when retired) updates ``staged_groups``, the files the
-        dataset's staging consists of, which the extractor checks to restore any that disappear.
+        Two writes, not one transaction: every staging of a source writes the same FRESHNESS item, and DynamoDB
+        cancels one of two transactions that overlap on an item (TransactionConflict, which the SDK does not
+        retry), so concurrent transformers would fail each other's records after their staging was written.
+        Plain writes to one item are applied one after the other; the condition keeps the newest stamp whichever
+        lands last. A failure between the two writes fails the record, and its retry writes both again.
+
+        Parameters
+        ----------
+        current_files: staging group -> its file (None when retired), merged into ``staged_groups``, the files the
+            dataset's staging consists of, which the extractor checks to restore any that disappear.
+
+        Raises
+        ------
+        datalake.state.StateError
+            When the state table cannot be written.
         """
         source = manifest.source.value
         previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
         groups = {**(previous.get("staged_groups") or {}), **(current_files or {})}
-        dataset_values = {
-            "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
-            "staged_at": utc_stamp(now),
-            "staged_manifest_key": manifest_key,
-            "staged_run_id": manifest.run_id,
-            "staged_content_sha256": manifest.content_sha256,
-            "staged_ingested_at": utc_stamp(manifest.fetched),
-            "staged_rows": counts.get("rows_written", 0),
-            "staged_rows_quarantined": counts.get("rows_quarantined", 0),
-            "last_outcome": "staged",
-        }
-        freshness_values = {
-            "last_staged_at": utc_stamp(now),
-            "last_staged_dataset": manifest.dataset,
-            "last_staged_run_id": manifest.run_id,
-            "last_staged_manifest_key": manifest_key,
-        }
-        items = [
-            self._update(dataset_pk(source, manifest.dataset), "STATE", dataset_values),
-            self._update(f"SOURCE#{source}", "FRESHNESS", freshness_values),
-        ]
+        staged_at = utc_stamp(now)
+        self.state.update(
+            dataset_pk(source, manifest.dataset),
+            "STATE",
+            set_values={
+                "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
+                "staged_at": staged_at,
+                "staged_manifest_key": manifest_key,
+                "staged_run_id": manifest.run_id,
+                "staged_content_sha256": manifest.content_sha256,
+                "staged_ingested_at": utc_stamp(manifest.fetched),
+                "staged_rows": counts.get("rows_written", 0),
+                "staged_rows_quarantined": counts.get("rows_quarantined", 0),
+                "last_outcome": "staged",
+            },
+        )
         try:
-            self.state.ddb.transact_write_items(TransactItems=items)
-        except (ClientError, BotoCoreError) as exc:
-            raise StateError(f"cannot record the staging of {manifest_key}: {exc}") from exc
-
-    def _update(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
-        names = {f"#n{i}": k for i, k in enumerate(values)}
-        return {
-            "Update": {
-                "TableName": self.state.table_name,
-                "Key": to_item({"pk": pk, "sk": sk}),
-                "UpdateExpression": "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(values))),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {f":v{i}": v for i, v in enumerate(to_item(values).values())},
-            }
-        }
+            self.state.update(
+                f"SOURCE#{source}",
+                "FRESHNESS",
+                set_values={
+                    "last_staged_at": staged_at,
+                    "last_staged_dataset": manifest.dataset,
+                    "last_staged_run_id": manifest.run_id,
+                    "last_staged_manifest_key": manifest_key,
+                },
+                condition="attribute_not_exists(last_staged_at) OR last_staged_at < :c_staged_at",
+                condition_values={":c_staged_at": staged_at},
+            )
+        except ConditionFailed:
+            pass  # a staging of the source stamped later is recorded already: its freshness stands
 
     def quarantined(
         self, manifest: Manifest, manifest_key: str, reason: str, quarantine_key: str, now: datetime
