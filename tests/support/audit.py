@@ -110,7 +110,9 @@ def _ref_of_request(body: Any) -> str | None:
 
 
 def _log_reasons(lake_dir: Path, run_id: str) -> dict[str, str]:
-    """The last failure reason the logs give per source/dataset of a run (in log file order, then line order)."""
+    """The last failure reason the extractor's logs give per source/dataset of a run (in log file order, then line
+    order): the reason of an ExtractRequest. Other functions log under the dataset's keys too (the modeler's "mart
+    skipped" warnings while it models that dataset's staging), and those are not why a request failed."""
     reasons: dict[str, str] = {}
     for path in sorted((lake_dir / LOCAL / "logs").glob("*.jsonl")):
         for line in path.read_text().splitlines():
@@ -121,7 +123,9 @@ def _log_reasons(lake_dir: Path, run_id: str) -> dict[str, str]:
             except ValueError:
                 continue
             reason = entry.get("reason") or entry.get("error")
-            if entry.get("level") in ("WARNING", "ERROR") and reason and entry.get("source") and entry.get("dataset"):
+            if entry.get("service") != "extractor" or entry.get("level") not in ("WARNING", "ERROR"):
+                continue
+            if reason and entry.get("source") and entry.get("dataset"):
                 reasons[f"{entry['source']}/{entry['dataset']}"] = str(reason)
     return reasons
 
