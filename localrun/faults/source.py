@@ -75,7 +75,10 @@ def _drift_datausa(document: Any) -> None:
 
 
 def _drift_socrata_rows(document: Any) -> None:
-    renamed = next(iter(document[0]), None) if document else None
+    # a data field: the system fields (``:id``, which the extractor asks for with every page) are SODA's, not the
+    # publisher's, and renaming ``:id`` is a disproof of the snapshot, not a schema change
+    fields = [name for name in (document[0] if document else {}) if not str(name).startswith(":")]
+    renamed = fields[0] if fields else None
     for row in document:
         _rename(row, str(renamed), f"{renamed}_v2")
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from localrun.faults.source import _REWRITES, page_of
+from localrun.faults.source import _REWRITES, drifted, page_of
 from localrun.faults.spec import PlanDocument, SourceFault
 from localrun.replay import ReplayRequest
 from tests.conftest import FIXTURES
@@ -75,3 +75,14 @@ def test_an_answer_loses_the_named_series_or_year():
     population = {"data": [{"Year": 2014}, {"Year": 2015}], "columns": ["Year"]}
     fault = SourceFault(kind="year_missing", endpoint="datausa", year=2015)
     assert json.loads(_REWRITES["year_missing"](fault, json.dumps(population).encode()))["data"] == [{"Year": 2014}]
+
+
+def test_a_socrata_schema_drift_renames_a_data_field_not_sodas_id():
+    rows = [{":id": "row-1", "adre_a": "C. Major 1", "comarca": "Garraf"}, {":id": "row-2", "adre_a": "Pl. 2"}]
+
+    drifted_rows = json.loads(drifted("socrata_rows", json.dumps(rows).encode()))
+
+    assert drifted_rows == [
+        {":id": "row-1", "adre_a_v2": "C. Major 1", "comarca": "Garraf"},
+        {":id": "row-2", "adre_a_v2": "Pl. 2"},
+    ]
