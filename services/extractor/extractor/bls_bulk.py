@@ -22,6 +22,9 @@ staging files they produced are gone).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +39,7 @@ from datalake.layout import bulk_mirror_key, bulk_mirror_prefix, held_key, landi
 from datalake.lease import Lease
 from datalake.state import StateStore, utc_stamp
 from extractor.domain import bulk_file_role, mirror_digest, parse_bls_listing, plan_sync, sha256_hex
-from extractor.errors import DatasetNotFound, SourceUnavailable
+from extractor.errors import DatasetNotFound, PayloadTooLarge, SourceUnavailable
 from extractor.http import Download, HttpClient
 from extractor.landing import Lander, object_metadata, put_object
 from extractor.proof import IncompleteSnapshot, bulk_file_problems, drop_accepted, now_utc, row_drop
@@ -71,6 +74,11 @@ class BulkFetch:
             download.close()
 
 
+def free_tmp_bytes() -> int:
+    """The free space of the temporary folder downloads spool to (Lambda's ``/tmp``: its EphemeralStorage)."""
+    return shutil.disk_usage(tempfile.gettempdir()).free
+
+
 class BulkMirror:
     def __init__(
         self,
@@ -80,6 +88,7 @@ class BulkMirror:
         state: StateStore,
         lander: Lander,
         lease: Lease | None = None,
+        free_tmp: Callable[[], int] = free_tmp_bytes,
     ) -> None:
         self.http = http
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -87,6 +96,7 @@ class BulkMirror:
         self.state = state
         self.lander = lander
         self.lease = lease or Lease(state.table_name, lease_seconds=900, wait_seconds=60.0)
+        self.free_tmp = free_tmp
 
     def listing_url(self, survey: str) -> str:
         return urljoin(self.base_url, f"{survey}/")
@@ -171,6 +181,7 @@ class BulkMirror:
         finally:
             listing.close()
         listed = {f.name: f for f in parse_bls_listing(page, listing_url, survey)}
+        self._check_room(survey, listed)
         fetched = BulkFetch(request, listing_url, fetched_at, listed, {})
         try:
             for name, entry in listed.items():
@@ -196,6 +207,24 @@ class BulkMirror:
             fetched.close()
             raise
         return fetched
+
+    def _check_room(self, survey: str, listed: dict[str, Any]) -> None:
+        """Every listed file is downloaded before any is written, so the survey must fit the temporary folder.
+
+        Raises
+        ------
+        PayloadTooLarge
+            When the listed sizes add up to more than the free space: a retry cannot help, and a download that ran
+            out of space half way would fail every receive with no reason anyone could act on.
+        """
+        needed = sum(entry.size or 0 for entry in listed.values())
+        free = self.free_tmp()
+        if needed > free:
+            raise PayloadTooLarge(
+                f"the {survey} survey lists {needed / 1e6:,.0f} MB of files and the function has {free / 1e6:,.0f} MB"
+                " free in /tmp: every file is downloaded before any is written. Raise the ExtractorFunction's"
+                " EphemeralStorage in template.yaml (up to 10,240 MB)"
+            )
 
     def _probe_unlisted(self, fetched: BulkFetch, name: str) -> None:
         """A mirrored file the listing omits: only a 404 for the file itself proves it gone."""
