@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from datalake.contracts import Manifest
-from datalake.state import ConditionFailed, StateStore, dataset_pk, utc_stamp
+from datalake.state import ConditionFailed, StateError, StateStore, dataset_pk, utc_stamp
+
+MERGE_ATTEMPTS = 5
 
 
 class StateRecorder:
@@ -30,6 +32,11 @@ class StateRecorder:
         Plain writes to one item are applied one after the other; the condition keeps the newest stamp whichever
         lands last. A failure between the two writes fails the record, and its retry writes both again.
 
+        ``staged_groups`` is merged compare-and-set: the write holds only if the map is still the one read, else it
+        is read and merged again. Two landings of one dataset staged at once (overlapping runs of one bulk survey)
+        each add their own groups; without the condition the later write would put back the earlier map, losing
+        the other's group or bringing back a file it had replaced.
+
         Parameters
         ----------
         current_files: staging group -> its file (None when retired), merged into ``staged_groups``, the files the
@@ -38,27 +45,40 @@ class StateRecorder:
         Raises
         ------
         datalake.state.StateError
-            When the state table cannot be written.
+            When the state table cannot be written, or the groups changed under every attempt to merge them.
         """
         source = manifest.source.value
-        previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
-        groups = {**(previous.get("staged_groups") or {}), **(current_files or {})}
         staged_at = utc_stamp(now)
-        self.state.update(
-            dataset_pk(source, manifest.dataset),
-            "STATE",
-            set_values={
-                "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
-                "staged_at": staged_at,
-                "staged_manifest_key": manifest_key,
-                "staged_run_id": manifest.run_id,
-                "staged_content_sha256": manifest.content_sha256,
-                "staged_ingested_at": utc_stamp(manifest.fetched),
-                "staged_rows": counts.get("rows_written", 0),
-                "staged_rows_quarantined": counts.get("rows_quarantined", 0),
-                "last_outcome": "staged",
-            },
-        )
+        for _ in range(MERGE_ATTEMPTS):
+            previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
+            read = previous.get("staged_groups")
+            groups = {**(read or {}), **(current_files or {})}
+            try:
+                self.state.update(
+                    dataset_pk(source, manifest.dataset),
+                    "STATE",
+                    set_values={
+                        "staged_groups": {group: key for group, key in sorted(groups.items()) if key},
+                        "staged_at": staged_at,
+                        "staged_manifest_key": manifest_key,
+                        "staged_run_id": manifest.run_id,
+                        "staged_content_sha256": manifest.content_sha256,
+                        "staged_ingested_at": utc_stamp(manifest.fetched),
+                        "staged_rows": counts.get("rows_written", 0),
+                        "staged_rows_quarantined": counts.get("rows_quarantined", 0),
+                        "last_outcome": "staged",
+                    },
+                    condition="attribute_not_exists(staged_groups)" if read is None else "staged_groups = :c_groups",
+                    condition_values=None if read is None else {":c_groups": read},
+                )
+                break
+            except ConditionFailed:
+                continue  # another staging of this dataset changed its groups since the read: merge again
+        else:
+            raise StateError(
+                f"cannot record the staging of {manifest_key}: the dataset's staged groups changed under each of "
+                f"{MERGE_ATTEMPTS} attempts to merge them"
+            )
         try:
             self.state.update(
                 f"SOURCE#{source}",

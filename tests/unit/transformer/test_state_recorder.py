@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from datalake.contracts import Manifest, ManifestPart
-from datalake.state import StateStore, utc_stamp
+from datalake.state import StateError, StateStore, utc_stamp
 from transformer.state_recorder import StateRecorder
 
 T0 = datetime(2026, 11, 21, 8, 5, tzinfo=UTC)
@@ -94,10 +95,10 @@ class RealTransactions:
         return self._ddb.update_item(**kwargs)
 
 
-def manifest(dataset: str, run_id: str = "20261121T080000Z-0a1b2c3d") -> Manifest:
+def manifest(dataset: str, run_id: str = "20261121T080000Z-0a1b2c3d", source: str = "bls_api") -> Manifest:
     return Manifest(
         run_id=run_id,
-        source="bls_api",
+        source=source,
         dataset=dataset,
         created_at=T0,
         fetched_at=T0,
@@ -155,3 +156,72 @@ def test_a_staging_recorded_late_never_moves_the_freshness_back(aws):
     freshness = aws.state_item("SOURCE#bls_api", "FRESHNESS")
     assert freshness["last_staged_at"] == utc_stamp(T0 + timedelta(seconds=5))
     assert freshness["last_staged_dataset"] == "LNS14000000"
+
+
+class ReadThenRival(StateStore):
+    """The state table, where another staging of the same dataset records itself right after our read of the
+    dataset's STATE, as two transformers staging two groups of one bulk survey in overlapping runs would."""
+
+    def __init__(self, table: str, ddb: Any, rival: Callable[[], None], times: int = 1) -> None:
+        super().__init__(table, ddb)
+        self._rival, self._times = rival, times
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = super().get(pk, sk)
+        if self._times and sk == "STATE":
+            self._times -= 1
+            self._rival()
+        return item
+
+
+def test_two_stagings_of_one_dataset_keep_both_their_groups(aws):
+    # GIVEN a bulk survey whose staging holds the Current file's group
+    table = os.environ["STATE_TABLE"]
+    plain = StateRecorder(StateStore(table, aws.ddb))
+    plain.staged(
+        manifest("pr", source="bls_bulk"),
+        manifest_key("pr"),
+        {},
+        T0,
+        {"pr.data.0.Current": "staging/x/current-1.parquet"},
+    )
+
+    # WHEN two stagings of it record at once: ours (AllData) reads the state, then the rival (a new Current) records
+    def rival_records() -> None:
+        plain.staged(
+            manifest("pr", source="bls_bulk"),
+            manifest_key("pr"),
+            {},
+            T0,
+            {"pr.data.0.Current": "staging/x/current-2.parquet"},
+        )
+
+    ours = StateRecorder(ReadThenRival(table, aws.ddb, rival_records))
+    ours.staged(
+        manifest("pr", source="bls_bulk"),
+        manifest_key("pr"),
+        {},
+        T0 + timedelta(seconds=1),
+        {"pr.data.1.AllData": "staging/x/all-1.parquet"},
+    )
+
+    # THEN the staging holds both: the rival's new Current file (not the one it replaced) and our AllData file
+    assert aws.state_item("DATASET#bls_bulk#pr", "STATE")["staged_groups"] == {
+        "pr.data.0.Current": "staging/x/current-2.parquet",
+        "pr.data.1.AllData": "staging/x/all-1.parquet",
+    }
+
+
+def test_groups_that_change_under_every_merge_fail_the_record_loudly(aws):
+    table = os.environ["STATE_TABLE"]
+    plain = StateRecorder(StateStore(table, aws.ddb))
+    files = iter(range(100))
+
+    def rival_records() -> None:
+        plain.staged(manifest("pr", source="bls_bulk"), manifest_key("pr"), {}, T0, {"g": f"f-{next(files)}"})
+
+    ours = StateRecorder(ReadThenRival(table, aws.ddb, rival_records, times=100))
+    with pytest.raises(StateError, match="changed under each of 5 attempts to merge them"):
+        ours.staged(manifest("pr", source="bls_bulk"), manifest_key("pr"), {}, T0, {"mine": "staging/x/mine.parquet"})
+
+    assert "mine" not in aws.state_item("DATASET#bls_bulk#pr", "STATE")["staged_groups"]
