@@ -48,14 +48,15 @@ class StateRecorder:
             When the state table cannot be written, or the groups changed under every attempt to merge them.
         """
         source = manifest.source.value
+        pk = dataset_pk(source, manifest.dataset)
         staged_at = utc_stamp(now)
         for _ in range(MERGE_ATTEMPTS):
-            previous = self.state.get(dataset_pk(source, manifest.dataset), "STATE") or {}
+            previous = self.state.get(pk, "STATE") or {}
             read = previous.get("staged_groups")
             groups = {**(read or {}), **(current_files or {})}
             try:
                 self.state.update(
-                    dataset_pk(source, manifest.dataset),
+                    pk,
                     "STATE",
                     set_values={
                         "staged_groups": {group: key for group, key in sorted(groups.items()) if key},

@@ -120,8 +120,9 @@ def fit_groups(groups: list[list[str]], budget: int, more: str = "  ... and {n:,
         return sum(size(line) + 1 for line in lines)
 
     longest = max((len(g) for g in groups), default=0)
-    if cost(fitted(longest)) <= budget:
-        return fitted(longest)
+    whole = fitted(longest)
+    if cost(whole) <= budget:
+        return whole
     low, high = 0, longest  # fitted(low) is the answer once the search ends; fitted(high) does not fit
     while high - low > 1:
         middle = (low + high) // 2

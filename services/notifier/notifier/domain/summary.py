@@ -140,11 +140,8 @@ def summary_notice(
     if attention:
         # a run where thousands of datasets failed must still be told: the list is cut to fit SNS, never the counts
         heading = "Needs attention (lists cut to fit the 256 KB an SNS message holds; the counts above are whole)\n"
-        budget = MESSAGE_LIMIT_BYTES - size(compose(*parts, heading, links_part)) - 64
-        lines = [line for group in attention for line in group]
-        if sum(size(line) + 1 for line in lines) > budget:
-            lines = fit_groups(attention, budget)
-        else:
+        lines = fit_groups(attention, MESSAGE_LIMIT_BYTES - size(compose(*parts, heading, links_part)) - 64)
+        if lines == [line for group in attention for line in group]:
             heading = "Needs attention\n"
         body = compose(*parts, heading + "\n".join(lines), links_part)
     else:
